@@ -1,1 +1,114 @@
-fn main() {}
+//! The `ironkube` command line: every component, alone or all in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ironkube", version, about = "A Kubernetes control plane and node agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (all components in one process).
+    Server(ServerArgs),
+    /// Run the API server alone.
+    Apiserver(ServerArgs),
+    /// Back up or restore the embedded store.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Restore a snapshot file into a new data dir.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Where the embedded store and generated files live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address and port to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Where to write the admin kubeconfig (default DATA_DIR/admin.kubeconfig).
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
+    /// How often old revisions are compacted, in seconds.
+    #[arg(long, default_value_t = 300)]
+    compaction_interval_seconds: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::env::var("HOME").map(|h| h == "/root").unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/ironkube");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/ironkube"),
+        None => PathBuf::from("/var/lib/ironkube"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let kubeconfig = args.write_kubeconfig.unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    let config = apiserver::server::ServerConfig {
+        data_dir,
+        listen: args.listen,
+        kubeconfig,
+        compaction_interval: Duration::from_secs(args.compaction_interval_seconds.max(1)),
+    };
+    apiserver::server::run(config, shutdown_signal()).await.context("API server failed")
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IRONKUBE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) | Command::Apiserver(args) => runtime.block_on(serve(args)),
+        Command::Snapshot { command: SnapshotCommand::Restore { file, data_dir } } => {
+            let rev = apiserver::storage::embedded::restore_snapshot(&file, &data_dir.join("store"))
+                .with_context(|| format!("restoring {} into {}", file.display(), data_dir.display()))?;
+            println!("restored revision {rev} into {}", data_dir.display());
+            Ok(())
+        }
+    }
+}

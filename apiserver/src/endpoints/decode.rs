@@ -1,0 +1,227 @@
+//! Decoding a request body into a resource's object: kind checks, typed
+//! normalisation through `k8s-openapi`, and upstream's field validation
+//! (`fieldValidation=Strict|Warn|Ignore`) for unknown and duplicate fields.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::resources::ResourceInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    Strict,
+    #[default]
+    Warn,
+    Ignore,
+}
+
+impl FieldValidation {
+    pub fn parse(v: Option<&str>) -> ApiResult<FieldValidation> {
+        match v.unwrap_or("") {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Strict" => Ok(FieldValidation::Strict),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other}. Accepted values are Ignore, Warn, and Strict"
+            ))),
+        }
+    }
+}
+
+/// A decoded object plus the warnings to send back.
+pub struct Decoded {
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
+/// Decodes `raw` (already parsed JSON/YAML; `bytes` is the original JSON text, if
+/// JSON, for duplicate detection) as an object of `info`.
+pub fn decode_object(
+    info: &ResourceInfo,
+    raw: Value,
+    json_bytes: Option<&[u8]>,
+    validation: FieldValidation,
+) -> ApiResult<Decoded> {
+    let cannot = |why: String| {
+        ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: {why}",
+            info.kind, info.version, info.kind
+        ))
+    };
+    let Value::Object(mut map) = raw else {
+        return Err(cannot("the object provided is not a JSON object".into()));
+    };
+    let expected = info.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != expected => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected})"
+            )));
+        }
+        _ => {}
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        Some(k) if k != info.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+        _ => {}
+    }
+    map.insert("apiVersion".into(), Value::String(expected));
+    map.insert("kind".into(), Value::String(info.kind.clone()));
+    if !map.get("metadata").is_none_or(Value::is_object) {
+        return Err(cannot("json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta".into()));
+    }
+    let input = Value::Object(map);
+    let mut problems = Vec::new();
+    if validation != FieldValidation::Ignore {
+        if let Some(bytes) = json_bytes {
+            problems.extend(duplicate_fields(bytes).into_iter().map(|p| format!("duplicate field {p:?}")));
+        }
+    }
+    let object = match info.codec {
+        Some(codec) => {
+            let normalised = (codec.round_trip)(input.clone()).map_err(|e| cannot(e.to_string()))?;
+            if validation != FieldValidation::Ignore {
+                let mut unknown = Vec::new();
+                unknown_fields(&input, &normalised, String::new(), &mut unknown);
+                problems.extend(unknown.into_iter().map(|p| format!("unknown field {p:?}")));
+            }
+            normalised
+        }
+        None => input,
+    };
+    match validation {
+        FieldValidation::Strict if !problems.is_empty() => {
+            Err(cannot(format!("strict decoding error: {}", problems.join(", "))))
+        }
+        FieldValidation::Warn => Ok(Decoded { object, warnings: problems }),
+        _ => Ok(Decoded { object, warnings: Vec::new() }),
+    }
+}
+
+/// Paths present in `input` that the typed round trip dropped.
+fn unknown_fields(input: &Value, output: &Value, path: String, out: &mut Vec<String>) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match o.get(k) {
+                    None if !v.is_null() => out.push(p),
+                    Some(ov) => unknown_fields(v, ov, p, out),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) => {
+            for (n, (iv, ov)) in i.iter().zip(o).enumerate() {
+                unknown_fields(iv, ov, format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Paths of keys that appear twice in one JSON object.
+fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
+    struct Walk<'a> {
+        path: String,
+        found: &'a mut Vec<String>,
+    }
+    impl<'de> de::DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let p = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+                if !seen.insert(key) {
+                    self.found.push(p.clone());
+                }
+                map.next_value_seed(Walk { path: p, found: self.found })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut n = 0;
+            while seq.next_element_seed(Walk { path: format!("{}[{n}]", self.path), found: self.found })?.is_some() {
+                n += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = de::DeserializeSeed::deserialize(Walk { path: String::new(), found: &mut found }, &mut de);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::ResourceTable;
+    use serde_json::json;
+
+    #[test]
+    fn strict_reports_unknown_and_duplicate_fields_like_upstream() {
+        let t = ResourceTable::with_builtins();
+        let cm = t.get("", "v1", "configmaps").unwrap();
+        let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","name":"b"},"data":{"k":"v"},"bogus":1}"#;
+        let raw: Value = serde_json::from_slice(body).unwrap();
+        let err = decode_object(&cm, raw.clone(), Some(body), FieldValidation::Strict).err().unwrap();
+        assert_eq!(err.code, 400);
+        assert_eq!(
+            err.message,
+            r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "metadata.name", unknown field "bogus""#
+        );
+        let warned = decode_object(&cm, raw.clone(), Some(body), FieldValidation::Warn).unwrap();
+        assert_eq!(warned.warnings.len(), 2);
+        assert!(warned.object.get("bogus").is_none());
+        assert!(decode_object(&cm, raw, Some(body), FieldValidation::Ignore).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn nested_unknown_field_paths_and_wrong_kinds() {
+        let t = ResourceTable::with_builtins();
+        let pods = t.get("", "v1", "pods").unwrap();
+        let raw = json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i","foo":1}]}});
+        let err = decode_object(&pods, raw, None, FieldValidation::Strict).err().unwrap();
+        assert!(err.message.ends_with(r#"unknown field "spec.containers[0].foo""#), "{}", err.message);
+        let wrong = json!({"apiVersion":"apps/v1","kind":"Pod","metadata":{"name":"p"}});
+        assert_eq!(decode_object(&pods, wrong, None, FieldValidation::Strict).err().unwrap().code, 400);
+        let typed = json!({"metadata":{"name":"p"},"spec":{"containers":"nope"}});
+        assert_eq!(decode_object(&pods, typed, None, FieldValidation::Ignore).err().unwrap().code, 400);
+        assert_eq!(decode_object(&pods, json!([1]), None, FieldValidation::Ignore).err().unwrap().code, 400);
+    }
+}

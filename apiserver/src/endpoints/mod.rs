@@ -1,0 +1,95 @@
+//! The HTTP layer: one entry point that routes every request. Resource routes are
+//! not registered per kind: a path is parsed into a [`request_info::RequestInfo`]
+//! and looked up in the resource table, so resources added at runtime are served
+//! by the same handlers.
+
+pub mod decode;
+pub mod discovery;
+pub mod handlers;
+pub mod negotiate;
+pub mod openapi;
+pub mod render;
+pub mod request_info;
+pub mod websocket;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use crate::api_error::ApiError;
+use crate::registry::Store;
+use crate::resources::ResourceTable;
+
+/// Shared state of the HTTP layer.
+pub struct App {
+    pub store: Store,
+    pub table: ResourceTable,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(handle).with_state(app)
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = parse_query(parts.uri.query());
+    let method = parts.method.clone();
+    if let Some(resp) = discovery::health(&path, query.contains_key("verbose")) {
+        return resp;
+    }
+    if path == "/version" || path == "/version/" {
+        return render::body(StatusCode::OK, negotiate::Output::Json, &discovery::version(), &[]);
+    }
+    if let Some(r) = openapi::serve(&app.table, &path, query.get("hash").map(String::as_str), &parts.headers) {
+        return r.unwrap_or_else(IntoResponse::into_response);
+    }
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    if method == Method::GET {
+        if let Some(r) = discovery::serve(&app.table, &path, &parts.headers, &host) {
+            return r.unwrap_or_else(IntoResponse::into_response);
+        }
+    }
+    let watch_param = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let Some(info) = request_info::parse(&method, &path, watch_param) else {
+        return ApiError::no_route().into_response();
+    };
+    let Some(resource) = app.table.get(&info.group, &info.version, &info.resource) else {
+        return ApiError::no_route().into_response();
+    };
+    if info.namespace.is_some() && !resource.namespaced {
+        return ApiError::no_route().into_response();
+    }
+    let span = tracing::debug_span!("request", verb = info.verb, resource = %resource.qualified(), namespace = ?info.namespace, name = ?info.name);
+    if info.verb == "watch" && websocket::is_upgrade(&parts.headers) {
+        let ws = match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(ws) => ws,
+            Err(rejection) => return rejection.into_response(),
+        };
+        return websocket::watch(app.clone(), info, resource, query, parts.headers, ws).instrument(span).await;
+    }
+    let body = match axum::body::to_bytes(body, negotiate::MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::too_large(negotiate::MAX_BODY).into_response(),
+    };
+    let call = handlers::Call { app: &app, req: &info, info: resource, query: &query, headers: &parts.headers, body };
+    let mut resp = match handlers::dispatch(call).instrument(span).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if method == Method::HEAD {
+        *resp.body_mut() = Body::empty();
+    }
+    resp.headers_mut().insert("x-kubernetes-pf-flowschema-uid", HeaderValue::from_static(""));
+    resp
+}

@@ -1,0 +1,37 @@
+//! The registry layer: one generic [`store::Store`] for every resource, plus the
+//! per-kind [`strategy`] objects and upstream's defaulting.
+
+pub mod defaults;
+pub mod list;
+pub mod meta;
+pub mod store;
+pub mod strategy;
+pub mod watch;
+
+pub use store::{Store, UpdateTarget};
+
+/// Options shared by create, update and patch.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+}
+
+/// Options of a delete (query parameters and the `DeleteOptions` body, merged).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// What a delete did.
+#[derive(Clone, Debug)]
+pub enum DeleteOutcome {
+    /// The object is gone; this is its last state.
+    Deleted(serde_json::Value),
+    /// Finalizers or a grace period hold it; this is its marked state.
+    Pending(serde_json::Value),
+}

@@ -1,0 +1,370 @@
+//! The one generic store: create, get, list, update, delete and watch for every
+//! resource in the table, parameterised by each resource's strategy. It owns the
+//! metadata rules (uid, names, resourceVersion, generation, finalizers, graceful
+//! deletion) and builds storage keys; handlers never do.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::meta::{self, decode_stored, encode_for_storage};
+use super::{DeleteOptions, DeleteOutcome, WriteOptions};
+use crate::api_error::{ApiError, ApiResult, FieldError};
+use crate::resources::{ResourceInfo, ResourceTable};
+use crate::storage::{SharedStorage, StorageError};
+use crate::validation::names;
+
+/// How an update was asked for: the whole object (PUT) or a subresource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateTarget {
+    Main,
+    Status,
+    /// Kind-specific finalizers (namespaces' `finalize`).
+    Finalize,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) storage: SharedStorage,
+    pub(crate) table: ResourceTable,
+}
+
+impl Store {
+    pub fn new(storage: SharedStorage, table: ResourceTable) -> Store {
+        Store { storage, table }
+    }
+
+    pub fn storage(&self) -> &SharedStorage {
+        &self.storage
+    }
+
+    pub async fn get(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
+        let key = info.key(ns, name);
+        match self.storage.get(&key).await {
+            Ok(Some(kv)) => decode_stored(&kv),
+            Ok(None) => Err(ApiError::not_found(info, name)),
+            Err(e) => Err(ApiError::from_storage(e, info, name)),
+        }
+    }
+
+    async fn check_namespace(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<()> {
+        let Some(ns) = ns.filter(|_| info.namespaced) else { return Ok(()) };
+        let Some(ns_info) = self.table.get("", "v1", "namespaces") else { return Ok(()) };
+        match self.storage.get(&ns_info.key(None, ns)).await {
+            Ok(Some(kv)) => {
+                let obj = decode_stored(&kv)?;
+                if meta::is_deleting(&obj) || meta::str_at(&obj, "/status/phase") == Some("Terminating") {
+                    return Err(ApiError::namespace_terminating(info, name, ns));
+                }
+                Ok(())
+            }
+            Ok(None) => Err(ApiError::namespace_not_found(ns)),
+            Err(e) => Err(ApiError::from_storage(e, &ns_info, ns)),
+        }
+    }
+
+    /// Creates `obj` (already decoded, kind-checked and namespaced by the handler).
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let strategy = info.strategy.clone();
+        {
+            let m = meta::meta_mut(&mut obj);
+            if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
+                return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+            }
+            let has_name = m.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            if !has_name {
+                if let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+                    let generated = meta::generate_name(prefix);
+                    m.insert("name".into(), json!(generated));
+                }
+            }
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
+            m.remove("deletionTimestamp");
+            m.remove("deletionGracePeriodSeconds");
+            m.remove("selfLink");
+            if strategy.tracks_generation() {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        if info.subresource("status").is_some() && !strategy.keeps_status_on_create() {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        strategy.prepare_for_create(&mut obj);
+        let name = meta::name(&obj).to_string();
+        self.validate(info, &obj)?;
+        self.check_namespace(info, ns, &name).await?;
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let key = info.key(ns, &name);
+        let rev = self
+            .storage
+            .create(&key, encode_for_storage(&obj)?)
+            .await
+            .map_err(|e| ApiError::from_storage(e, info, &name))?;
+        meta::set_resource_version(&mut obj, rev);
+        Ok(obj)
+    }
+
+    fn validate(&self, info: &ResourceInfo, obj: &Value) -> ApiResult<()> {
+        let name = meta::name(obj);
+        let mut errs = Vec::new();
+        let rule = names::name_rule_for(&info.group, &info.plural);
+        if name.is_empty() {
+            let field = "metadata.name";
+            errs.push(FieldError::required(field, "name or generateName is required"));
+        } else {
+            for msg in names::validate_name(rule, name) {
+                errs.push(FieldError::invalid("metadata.name", name, msg));
+            }
+        }
+        errs.extend(info.strategy.validate(obj));
+        if errs.is_empty() { Ok(()) } else { Err(ApiError::invalid(info, name, &errs)) }
+    }
+
+    /// Guaranteed update: reads the current object, lets `apply` compute the new one,
+    /// and writes it with compare-and-swap, retrying from a fresh read on conflicts
+    /// that `apply` did not pin (a body with a resourceVersion pins it).
+    ///
+    /// `apply` receives `None` when the object does not exist; returning an object
+    /// then creates it (create-on-update and server-side apply).
+    pub async fn update<F>(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        target: UpdateTarget,
+        opts: &WriteOptions,
+        mut apply: F,
+    ) -> ApiResult<(Value, bool)>
+    where
+        F: FnMut(Option<&Value>) -> ApiResult<Value>,
+    {
+        let key = info.key(ns, name);
+        let strategy = info.strategy.clone();
+        for _attempt in 0..64 {
+            let current = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info, name))?;
+            let Some(current) = current else {
+                let obj = apply(None)?;
+                return self.create(info, ns, obj, opts).await.map(|o| (o, true));
+            };
+            let old = decode_stored(&current)?;
+            let mut new = apply(Some(&old))?;
+            if meta::name(&new) != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta::name(&new)
+                )));
+            }
+            let requested_rv = meta::resource_version(&new).to_string();
+            if !requested_rv.is_empty() && requested_rv != current.mod_revision.to_string() {
+                return Err(ApiError::stale(info, name));
+            }
+            self.merge_system_fields(info, target, &mut new, &old);
+            match target {
+                UpdateTarget::Main => strategy.prepare_for_update(&mut new, &old),
+                UpdateTarget::Status | UpdateTarget::Finalize => {}
+            }
+            if strategy.tracks_generation()
+                && target == UpdateTarget::Main
+                && meta::spec_part(&new) != meta::spec_part(&old)
+            {
+                let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+                meta::meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
+            }
+            self.validate(info, &new)?;
+            meta::set_resource_version(&mut new, current.mod_revision);
+            if new == old {
+                return Ok((old, false));
+            }
+            // A deleting object whose last finalizer is gone is removed by this write.
+            let finished = meta::is_deleting(&new)
+                && meta::finalizers(&new).is_empty()
+                && !strategy.has_pending_finalizers(&new)
+                && !new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).is_some_and(|g| g > 0);
+            if opts.dry_run {
+                return Ok((new, false));
+            }
+            let result = if finished {
+                self.storage.delete(&key, Some(current.mod_revision)).await.map(|kv| kv.mod_revision)
+            } else {
+                self.storage.update(&key, encode_for_storage(&new)?, current.mod_revision).await
+            };
+            match result {
+                Ok(rev) => {
+                    meta::set_resource_version(&mut new, rev);
+                    return Ok((new, false));
+                }
+                Err(StorageError::Conflict { .. }) if requested_rv.is_empty() => continue,
+                Err(e) => return Err(ApiError::from_storage(e, info, name)),
+            }
+        }
+        Err(ApiError::stale(info, name))
+    }
+
+    /// Keeps what an update of `target` must not change.
+    fn merge_system_fields(&self, info: &ResourceInfo, target: UpdateTarget, new: &mut Value, old: &Value) {
+        let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let m = meta::meta_mut(new);
+        for key in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+            match old_meta.get(key) {
+                Some(v) => m.insert(key.to_string(), v.clone()),
+                None => m.remove(key),
+            };
+        }
+        m.remove("selfLink");
+        let has_status = info.subresource("status").is_some();
+        match target {
+            UpdateTarget::Main if has_status => copy_field(new, old, "status"),
+            UpdateTarget::Main => {}
+            UpdateTarget::Status => {
+                // Only status changes; metadata keeps labels/annotations written here
+                // out, as upstream's status strategies reset everything else.
+                let status = new.get("status").cloned();
+                let rv = meta::resource_version(new).to_string();
+                *new = old.clone();
+                match status {
+                    Some(s) => new["status"] = s,
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+                meta::meta_mut(new).insert("resourceVersion".into(), json!(rv));
+            }
+            UpdateTarget::Finalize => {
+                let finalizers = new.pointer("/spec/finalizers").cloned();
+                let rv = meta::resource_version(new).to_string();
+                *new = old.clone();
+                new["spec"]["finalizers"] = finalizers.unwrap_or_else(|| json!([]));
+                meta::meta_mut(new).insert("resourceVersion".into(), json!(rv));
+            }
+        }
+    }
+
+    /// Deletes, or marks for deletion while finalizers or a grace period hold the object.
+    pub async fn delete(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<DeleteOutcome> {
+        let key = info.key(ns, name);
+        let strategy = info.strategy.clone();
+        for _attempt in 0..64 {
+            let Some(current) = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info, name))? else {
+                return Err(ApiError::not_found(info, name));
+            };
+            let old = decode_stored(&current)?;
+            check_preconditions(info, name, &old, opts)?;
+            let mut obj = old.clone();
+            strategy.prepare_for_delete(&mut obj);
+            let mut finalizers = meta::finalizers(&obj);
+            match opts.propagation_policy.as_deref() {
+                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                    finalizers.push("foregroundDeletion".into())
+                }
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+                _ => {}
+            }
+            if !finalizers.is_empty() {
+                meta::meta_mut(&mut obj).insert("finalizers".into(), json!(finalizers));
+            }
+            let grace = strategy.graceful_delete_seconds(&obj, opts.grace_period_seconds);
+            let held = !finalizers.is_empty() || strategy.has_pending_finalizers(&obj);
+            if held || grace.is_some() {
+                let m = meta::meta_mut(&mut obj);
+                let already = m.get("deletionTimestamp").is_some_and(|v| !v.is_null());
+                if !already {
+                    let at = chrono::Utc::now() + chrono::Duration::seconds(grace.unwrap_or(0));
+                    m.insert("deletionTimestamp".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace.unwrap_or(0)));
+                } else if let Some(g) = grace {
+                    // A shorter grace period may be requested later; never a longer one.
+                    let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(g);
+                    m.insert("deletionGracePeriodSeconds".into(), json!(cur.min(g)));
+                }
+                if obj == old {
+                    return Ok(DeleteOutcome::Pending(old));
+                }
+                if opts.dry_run {
+                    return Ok(DeleteOutcome::Pending(obj));
+                }
+                match self.storage.update(&key, encode_for_storage(&obj)?, current.mod_revision).await {
+                    Ok(rev) => {
+                        meta::set_resource_version(&mut obj, rev);
+                        return Ok(DeleteOutcome::Pending(obj));
+                    }
+                    Err(StorageError::Conflict { .. }) => continue,
+                    Err(e) => return Err(ApiError::from_storage(e, info, name)),
+                }
+            }
+            if opts.dry_run {
+                return Ok(DeleteOutcome::Deleted(old));
+            }
+            match self.storage.delete(&key, Some(current.mod_revision)).await {
+                Ok(kv) => {
+                    let mut gone = old;
+                    meta::set_resource_version(&mut gone, kv.mod_revision);
+                    return Ok(DeleteOutcome::Deleted(gone));
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_storage(e, info, name)),
+            }
+        }
+        Err(ApiError::stale(info, name))
+    }
+}
+
+fn copy_field(new: &mut Value, old: &Value, field: &str) {
+    match old.get(field) {
+        Some(v) => new[field] = v.clone(),
+        None => {
+            if let Some(o) = new.as_object_mut() {
+                o.remove(field);
+            }
+        }
+    }
+}
+
+fn check_preconditions(info: &ResourceInfo, name: &str, obj: &Value, opts: &DeleteOptions) -> ApiResult<()> {
+    if let Some(uid) = &opts.precondition_uid {
+        let actual = meta::str_at(obj, "/metadata/uid").unwrap_or("");
+        if uid != actual {
+            return Err(ApiError::conflict(
+                info,
+                name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+            ));
+        }
+    }
+    if let Some(rv) = &opts.precondition_resource_version {
+        let actual = meta::resource_version(obj);
+        if rv != actual {
+            return Err(ApiError::conflict(
+                info,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Shared handle used by handlers.
+pub type SharedStore = Arc<Store>;

@@ -1,0 +1,190 @@
+//! Per-resource behaviour plugged into the generic store (upstream's `RESTCreateStrategy`,
+//! `RESTUpdateStrategy`, `RESTDeleteStrategy`). Every method has the generic default;
+//! a built-in kind overrides only what differs. Strategies are zero-sized.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::api_error::FieldError;
+use crate::registry::defaults;
+
+pub trait Strategy: Send + Sync + 'static {
+    /// Sets defaults and system-owned fields of a new object (status is already cleared
+    /// when the resource has a status subresource and [`Strategy::keeps_status_on_create`] is false).
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// Sets defaults on an updated object (old status is already carried over).
+    fn prepare_for_update(&self, obj: &mut Value, _old: &Value) {
+        self.apply_defaults(obj);
+    }
+
+    /// Defaults shared by create and update.
+    fn apply_defaults(&self, _obj: &mut Value) {}
+
+    /// Kind-specific validation of a new object.
+    fn validate(&self, _obj: &Value) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Whether `metadata.generation` is kept (1 on create, bumped on spec changes).
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether a create keeps a client-supplied status.
+    fn keeps_status_on_create(&self) -> bool {
+        false
+    }
+
+    /// Whether PUT on a missing object creates it.
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+
+    /// Whether DELETE answers with the object rather than a success `Status`.
+    fn returns_deleted_object(&self) -> bool {
+        false
+    }
+
+    /// Grace period for a delete; `Some(n > 0)` marks the object instead of removing it.
+    fn graceful_delete_seconds(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+
+    /// Whether kind-specific finalizers (a namespace's `spec.finalizers`) still hold the object.
+    fn has_pending_finalizers(&self, _obj: &Value) -> bool {
+        false
+    }
+
+    /// Called when a delete is requested, before finalizers are considered
+    /// (namespaces enter `Terminating` here).
+    fn prepare_for_delete(&self, _obj: &mut Value) {}
+}
+
+/// Resources with no special behaviour.
+pub struct Generic;
+impl Strategy for Generic {}
+
+/// Workload controllers: generation tracking, status owned by the controller.
+pub struct Workload;
+impl Strategy for Workload {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        self.apply_defaults(obj);
+        defaults::job_selector(obj);
+    }
+    fn apply_defaults(&self, obj: &mut Value) {
+        defaults::workload(obj);
+    }
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+pub struct Pods;
+impl Strategy for Pods {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        self.apply_defaults(obj);
+        let qos = defaults::qos_class(obj.pointer("/spec").unwrap_or(&Value::Null));
+        obj["status"] = json!({ "phase": "Pending", "qosClass": qos });
+    }
+    fn apply_defaults(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            defaults::pod_spec(spec);
+        }
+    }
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        defaults::validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec")
+    }
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+    fn graceful_delete_seconds(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
+        // Pods that never reached a node, or already finished, go at once.
+        let unscheduled = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty();
+        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        if unscheduled || phase == "Succeeded" || phase == "Failed" {
+            return None;
+        }
+        let default = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        Some(requested.unwrap_or(default)).filter(|s| *s > 0)
+    }
+}
+
+pub struct Namespaces;
+impl Strategy for Namespaces {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({ "phase": "Active" });
+        if obj.pointer("/spec/finalizers").is_none() {
+            obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+        }
+        self.apply_defaults(obj);
+    }
+    fn apply_defaults(&self, obj: &mut Value) {
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+    }
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+    fn prepare_for_delete(&self, obj: &mut Value) {
+        obj["status"] = json!({ "phase": "Terminating" });
+    }
+    fn has_pending_finalizers(&self, obj: &Value) -> bool {
+        obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+    }
+}
+
+/// Services: defaults now, cluster IP allocation in the service registry.
+pub struct Services;
+impl Strategy for Services {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        self.apply_defaults(obj);
+        obj["status"] = json!({ "loadBalancer": {} });
+    }
+    fn apply_defaults(&self, obj: &mut Value) {
+        defaults::service(obj);
+    }
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+}
+
+/// Objects that are commonly written with PUT-or-create.
+pub struct CreateOnUpdate;
+impl Strategy for CreateOnUpdate {
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+}
+
+/// Nodes and volumes: status written by their creator is kept.
+pub struct KeepStatus;
+impl Strategy for KeepStatus {
+    fn keeps_status_on_create(&self) -> bool {
+        true
+    }
+}
+
+/// The strategy of a built-in resource.
+pub fn for_builtin(group: &str, plural: &str) -> Arc<dyn Strategy> {
+    match (group, plural) {
+        ("", "pods") => Arc::new(Pods),
+        ("", "namespaces") => Arc::new(Namespaces),
+        ("", "services") => Arc::new(Services),
+        ("", "nodes") => Arc::new(KeepStatus),
+        ("", "endpoints" | "events" | "limitranges") | ("coordination.k8s.io", "leases") => Arc::new(CreateOnUpdate),
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
+        | ("", "replicationcontrollers" | "podtemplates")
+        | ("batch", "jobs" | "cronjobs") => Arc::new(Workload),
+        _ => Arc::new(Generic),
+    }
+}

@@ -1,0 +1,111 @@
+//! Starting the API server: open the store, bootstrap the system namespaces,
+//! write the admin kubeconfig, serve HTTP, compact periodically.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::endpoints::{self, App};
+use crate::registry::{Store, WriteOptions};
+use crate::resources::ResourceTable;
+use crate::storage::SharedStorage;
+use crate::storage::embedded::EmbeddedStore;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub kubeconfig: PathBuf,
+    pub compaction_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("opening the store in {dir}: {source}")]
+    Store { dir: PathBuf, source: crate::storage::StorageError },
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("writing kubeconfig {path}: {source}")]
+    Kubeconfig { path: PathBuf, source: std::io::Error },
+    #[error("bootstrapping: {0}")]
+    Bootstrap(#[from] crate::api_error::ApiError),
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The namespaces every cluster starts with.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates what must exist before clients arrive (idempotent).
+pub async fn bootstrap(store: &Store, table: &ResourceTable) -> Result<(), ServerError> {
+    let Some(ns) = table.get("", "v1", "namespaces") else { return Ok(()) };
+    for name in SYSTEM_NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match store.create(&ns, None, obj, &WriteOptions::default()).await {
+            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+pub fn kubeconfig_yaml(server_url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server_url}\n  name: ironkube\ncontexts:\n- context:\n    cluster: ironkube\n    user: admin\n  name: ironkube\ncurrent-context: ironkube\npreferences: {{}}\nusers:\n- name: admin\n  user: {{}}\n"
+    )
+}
+
+fn write_kubeconfig(path: &Path, listen: SocketAddr) -> Result<(), ServerError> {
+    let err = |source| ServerError::Kubeconfig { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
+    let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, kubeconfig_yaml(&format!("http://{host}:{}", listen.port()))).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Runs the API server until `shutdown` resolves.
+pub async fn run(config: ServerConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let store_dir = config.data_dir.join("store");
+    let storage: SharedStorage = Arc::new(
+        EmbeddedStore::open(&store_dir).map_err(|source| ServerError::Store { dir: store_dir.clone(), source })?,
+    );
+    let table = ResourceTable::with_builtins();
+    let store = Store::new(storage.clone(), table.clone());
+    bootstrap(&store, &table).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    write_kubeconfig(&config.kubeconfig, local)?;
+    tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %local, "API server ready; admin kubeconfig written");
+    tokio::spawn(compaction_loop(storage, config.compaction_interval));
+    let app = Arc::new(App { store, table });
+    axum::serve(listener, endpoints::router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}
+
+/// Every interval, compacts to the revision seen one interval ago (as upstream does with etcd).
+async fn compaction_loop(storage: SharedStorage, interval: Duration) {
+    let mut previous = None;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Some(rev) = previous {
+            if let Err(e) = storage.compact(rev).await {
+                tracing::warn!(error = %e, revision = rev, "compaction failed");
+            }
+        }
+        previous = storage.current_revision().await.ok();
+    }
+}
