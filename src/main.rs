@@ -8,7 +8,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ironkube", version, about = "A Kubernetes control plane and node agent")]
+#[command(
+    name = "ironkube",
+    version,
+    about = "A Kubernetes control plane and node agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,7 +73,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -83,30 +88,42 @@ async fn shutdown_signal() {
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    let kubeconfig = args.write_kubeconfig.unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    let kubeconfig = args
+        .write_kubeconfig
+        .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
     let config = apiserver::server::ServerConfig {
         data_dir,
         listen: args.listen,
         kubeconfig,
         compaction_interval: Duration::from_secs(args.compaction_interval_seconds.max(1)),
     };
-    apiserver::server::run(config, shutdown_signal()).await.context("API server failed")
+    apiserver::server::run(config, shutdown_signal())
+        .await
+        .context("API server failed")
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IRONKUBE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("IRONKUBE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Server(args) | Command::Apiserver(args) => runtime.block_on(serve(args)),
-        Command::Snapshot { command: SnapshotCommand::Restore { file, data_dir } } => {
-            let rev = apiserver::storage::embedded::restore_snapshot(&file, &data_dir.join("store"))
-                .with_context(|| format!("restoring {} into {}", file.display(), data_dir.display()))?;
+        Command::Snapshot {
+            command: SnapshotCommand::Restore { file, data_dir },
+        } => {
+            let rev =
+                apiserver::storage::embedded::restore_snapshot(&file, &data_dir.join("store"))
+                    .with_context(|| {
+                        format!("restoring {} into {}", file.display(), data_dir.display())
+                    })?;
             println!("restored revision {rev} into {}", data_dir.display());
             Ok(())
         }

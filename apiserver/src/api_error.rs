@@ -54,14 +54,29 @@ impl FieldErrorKind {
 }
 
 impl FieldError {
-    pub fn new(kind: FieldErrorKind, field: impl Into<String>, value: Option<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind, field: field.into(), value, detail: detail.into() }
+    pub fn new(
+        kind: FieldErrorKind,
+        field: impl Into<String>,
+        value: Option<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            kind,
+            field: field.into(),
+            value,
+            detail: detail.into(),
+        }
     }
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError::new(FieldErrorKind::Required, field, None, detail)
     }
     pub fn invalid(field: impl Into<String>, value: &str, detail: impl Into<String>) -> Self {
-        FieldError::new(FieldErrorKind::Invalid, field, Some(format!("{value:?}")), detail)
+        FieldError::new(
+            FieldErrorKind::Invalid,
+            field,
+            Some(format!("{value:?}")),
+            detail,
+        )
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError::new(FieldErrorKind::Forbidden, field, None, detail)
@@ -95,9 +110,9 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// `metadata.continue` of the Status (only on an expired continue token).
-    pub continue_token: Option<String>,
+    pub continue_token: Option<Box<str>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -113,22 +128,37 @@ fn details(info: &ResourceInfo, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, continue_token: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            continue_token: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
-        ApiError::new(404, "NotFound", format!("{} {:?} not found", info.qualified(), name))
-            .with_details(details(info, name))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} {:?} not found", info.qualified(), name),
+        )
+        .with_details(details(info, name))
     }
 
     /// 404 for a URL naming no known resource or group.
     pub fn no_route() -> Self {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn namespace_not_found(ns: &str) -> Self {
@@ -156,15 +186,23 @@ impl ApiError {
     }
 
     pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {
-        ApiError::new(409, "AlreadyExists", format!("{} {:?} already exists", info.qualified(), name))
-            .with_details(details(info, name))
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} {:?} already exists", info.qualified(), name),
+        )
+        .with_details(details(info, name))
     }
 
     pub fn conflict(info: &ResourceInfo, name: &str, why: &str) -> Self {
         ApiError::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} {:?}: {why}", info.qualified(), name),
+            format!(
+                "Operation cannot be fulfilled on {} {:?}: {why}",
+                info.qualified(),
+                name
+            ),
         )
         .with_details(details(info, name))
     }
@@ -185,7 +223,14 @@ impl ApiError {
         let list = if errors.len() == 1 {
             errors[0].to_string()
         } else {
-            format!("[{}]", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let mut d = json!({ "name": name });
         if !info.group.is_empty() {
@@ -193,7 +238,12 @@ impl ApiError {
         }
         d["kind"] = json!(info.kind);
         d["causes"] = json!(causes);
-        ApiError::new(422, "Invalid", format!("{} {:?} is invalid: {list}", info.kind, name)).with_details(d)
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{} {:?} is invalid: {list}", info.kind, name),
+        )
+        .with_details(d)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -201,8 +251,12 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-            .with_details(json!({}))
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -210,7 +264,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        ApiError::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str, accepted: &[&str]) -> Self {
@@ -229,13 +287,20 @@ impl ApiError {
         ApiError::new(
             406,
             "NotAcceptable",
-            format!("only the following media types are accepted: {}", accepted.join(", ")),
+            format!(
+                "only the following media types are accepted: {}",
+                accepted.join(", ")
+            ),
         )
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {message}"))
-            .with_details(json!({"causes": [{"message": message.to_string()}]}))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
+        .with_details(json!({"causes": [{"message": message.to_string()}]}))
     }
 
     pub fn unavailable(message: impl std::fmt::Display) -> Self {
@@ -266,13 +331,13 @@ impl ApiError {
         let mut s = json!({
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": match &self.continue_token { Some(t) => json!({"continue": t}), None => json!({}) },
+            "metadata": match &self.continue_token { Some(t) => json!({"continue": &**t}), None => json!({}) },
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s["code"] = json!(self.code);
         s
@@ -284,8 +349,10 @@ impl IntoResponse for ApiError {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.status()).unwrap_or_default();
         let mut resp = (code, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 }
@@ -297,7 +364,10 @@ mod tests {
     #[test]
     fn field_error_renders_like_upstream() {
         let e = FieldError::invalid("metadata.name", "Bad", "must be lowercase");
-        assert_eq!(e.to_string(), "metadata.name: Invalid value: \"Bad\": must be lowercase");
+        assert_eq!(
+            e.to_string(),
+            "metadata.name: Invalid value: \"Bad\": must be lowercase"
+        );
         let r = FieldError::required("spec.containers", "");
         assert_eq!(r.to_string(), "spec.containers: Required value");
     }

@@ -25,11 +25,20 @@ pub struct ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("opening the store in {dir}: {source}")]
-    Store { dir: PathBuf, source: crate::storage::StorageError },
+    Store {
+        dir: PathBuf,
+        source: crate::storage::StorageError,
+    },
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("writing kubeconfig {path}: {source}")]
-    Kubeconfig { path: PathBuf, source: std::io::Error },
+    Kubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("bootstrapping: {0}")]
     Bootstrap(#[from] crate::api_error::ApiError),
     #[error("serving: {0}")]
@@ -37,11 +46,14 @@ pub enum ServerError {
 }
 
 /// The namespaces every cluster starts with.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates what must exist before clients arrive (idempotent).
 pub async fn bootstrap(store: &Store, table: &ResourceTable) -> Result<(), ServerError> {
-    let Some(ns) = table.get("", "v1", "namespaces") else { return Ok(()) };
+    let Some(ns) = table.get("", "v1", "namespaces") else {
+        return Ok(());
+    };
     for name in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         match store.create(&ns, None, obj, &WriteOptions::default()).await {
@@ -60,30 +72,58 @@ pub fn kubeconfig_yaml(server_url: &str) -> String {
 }
 
 fn write_kubeconfig(path: &Path, listen: SocketAddr) -> Result<(), ServerError> {
-    let err = |source| ServerError::Kubeconfig { path: path.to_path_buf(), source };
+    let err = |source| ServerError::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let host = if listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { listen.ip().to_string() };
-    let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let host = if listen.is_ipv6() && !listen.ip().is_unspecified() {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, kubeconfig_yaml(&format!("http://{host}:{}", listen.port()))).map_err(err)?;
+    std::fs::write(
+        &tmp,
+        kubeconfig_yaml(&format!("http://{host}:{}", listen.port())),
+    )
+    .map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
 
 /// Runs the API server until `shutdown` resolves.
-pub async fn run(config: ServerConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let store_dir = config.data_dir.join("store");
-    let storage: SharedStorage = Arc::new(
-        EmbeddedStore::open(&store_dir).map_err(|source| ServerError::Store { dir: store_dir.clone(), source })?,
-    );
+    let storage: SharedStorage =
+        Arc::new(
+            EmbeddedStore::open(&store_dir).map_err(|source| ServerError::Store {
+                dir: store_dir.clone(),
+                source,
+            })?,
+        );
     let table = ResourceTable::with_builtins();
     let store = Store::new(storage.clone(), table.clone());
     bootstrap(&store, &table).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     write_kubeconfig(&config.kubeconfig, local)?;
     tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %local, "API server ready; admin kubeconfig written");
     tokio::spawn(compaction_loop(storage, config.compaction_interval));
@@ -101,10 +141,10 @@ async fn compaction_loop(storage: SharedStorage, interval: Duration) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        if let Some(rev) = previous {
-            if let Err(e) = storage.compact(rev).await {
-                tracing::warn!(error = %e, revision = rev, "compaction failed");
-            }
+        if let Some(rev) = previous
+            && let Err(e) = storage.compact(rev).await
+        {
+            tracing::warn!(error = %e, revision = rev, "compaction failed");
         }
         previous = storage.current_revision().await.ok();
     }

@@ -75,18 +75,25 @@ pub fn decode_object(
     map.insert("apiVersion".into(), Value::String(expected));
     map.insert("kind".into(), Value::String(info.kind.clone()));
     if !map.get("metadata").is_none_or(Value::is_object) {
-        return Err(cannot("json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta".into()));
+        return Err(cannot(
+            "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta".into(),
+        ));
     }
     let input = Value::Object(map);
     let mut problems = Vec::new();
-    if validation != FieldValidation::Ignore {
-        if let Some(bytes) = json_bytes {
-            problems.extend(duplicate_fields(bytes).into_iter().map(|p| format!("duplicate field {p:?}")));
-        }
+    if validation != FieldValidation::Ignore
+        && let Some(bytes) = json_bytes
+    {
+        problems.extend(
+            duplicate_fields(bytes)
+                .into_iter()
+                .map(|p| format!("duplicate field {p:?}")),
+        );
     }
     let object = match info.codec {
         Some(codec) => {
-            let normalised = (codec.round_trip)(input.clone()).map_err(|e| cannot(e.to_string()))?;
+            let normalised =
+                (codec.round_trip)(input.clone()).map_err(|e| cannot(e.to_string()))?;
             if validation != FieldValidation::Ignore {
                 let mut unknown = Vec::new();
                 unknown_fields(&input, &normalised, String::new(), &mut unknown);
@@ -97,11 +104,18 @@ pub fn decode_object(
         None => input,
     };
     match validation {
-        FieldValidation::Strict if !problems.is_empty() => {
-            Err(cannot(format!("strict decoding error: {}", problems.join(", "))))
-        }
-        FieldValidation::Warn => Ok(Decoded { object, warnings: problems }),
-        _ => Ok(Decoded { object, warnings: Vec::new() }),
+        FieldValidation::Strict if !problems.is_empty() => Err(cannot(format!(
+            "strict decoding error: {}",
+            problems.join(", ")
+        ))),
+        FieldValidation::Warn => Ok(Decoded {
+            object,
+            warnings: problems,
+        }),
+        _ => Ok(Decoded {
+            object,
+            warnings: Vec::new(),
+        }),
     }
 }
 
@@ -110,7 +124,11 @@ fn unknown_fields(input: &Value, output: &Value, path: String, out: &mut Vec<Str
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (k, v) in i {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match o.get(k) {
                     None if !v.is_null() => out.push(p),
                     Some(ov) => unknown_fields(v, ov, p, out),
@@ -147,17 +165,30 @@ fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut seen = std::collections::HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
-                let p = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+                let p = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
                 if !seen.insert(key) {
                     self.found.push(p.clone());
                 }
-                map.next_value_seed(Walk { path: p, found: self.found })?;
+                map.next_value_seed(Walk {
+                    path: p,
+                    found: self.found,
+                })?;
             }
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             let mut n = 0;
-            while seq.next_element_seed(Walk { path: format!("{}[{n}]", self.path), found: self.found })?.is_some() {
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{n}]", self.path),
+                    found: self.found,
+                })?
+                .is_some()
+            {
                 n += 1;
             }
             Ok(())
@@ -183,7 +214,13 @@ fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
     }
     let mut found = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let _ = de::DeserializeSeed::deserialize(Walk { path: String::new(), found: &mut found }, &mut de);
+    let _ = de::DeserializeSeed::deserialize(
+        Walk {
+            path: String::new(),
+            found: &mut found,
+        },
+        &mut de,
+    );
     found
 }
 
@@ -199,7 +236,9 @@ mod tests {
         let cm = t.get("", "v1", "configmaps").unwrap();
         let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","name":"b"},"data":{"k":"v"},"bogus":1}"#;
         let raw: Value = serde_json::from_slice(body).unwrap();
-        let err = decode_object(&cm, raw.clone(), Some(body), FieldValidation::Strict).err().unwrap();
+        let err = decode_object(&cm, raw.clone(), Some(body), FieldValidation::Strict)
+            .err()
+            .unwrap();
         assert_eq!(err.code, 400);
         assert_eq!(
             err.message,
@@ -208,7 +247,12 @@ mod tests {
         let warned = decode_object(&cm, raw.clone(), Some(body), FieldValidation::Warn).unwrap();
         assert_eq!(warned.warnings.len(), 2);
         assert!(warned.object.get("bogus").is_none());
-        assert!(decode_object(&cm, raw, Some(body), FieldValidation::Ignore).unwrap().warnings.is_empty());
+        assert!(
+            decode_object(&cm, raw, Some(body), FieldValidation::Ignore)
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
     }
 
     #[test]
@@ -216,12 +260,37 @@ mod tests {
         let t = ResourceTable::with_builtins();
         let pods = t.get("", "v1", "pods").unwrap();
         let raw = json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i","foo":1}]}});
-        let err = decode_object(&pods, raw, None, FieldValidation::Strict).err().unwrap();
-        assert!(err.message.ends_with(r#"unknown field "spec.containers[0].foo""#), "{}", err.message);
+        let err = decode_object(&pods, raw, None, FieldValidation::Strict)
+            .err()
+            .unwrap();
+        assert!(
+            err.message
+                .ends_with(r#"unknown field "spec.containers[0].foo""#),
+            "{}",
+            err.message
+        );
         let wrong = json!({"apiVersion":"apps/v1","kind":"Pod","metadata":{"name":"p"}});
-        assert_eq!(decode_object(&pods, wrong, None, FieldValidation::Strict).err().unwrap().code, 400);
+        assert_eq!(
+            decode_object(&pods, wrong, None, FieldValidation::Strict)
+                .err()
+                .unwrap()
+                .code,
+            400
+        );
         let typed = json!({"metadata":{"name":"p"},"spec":{"containers":"nope"}});
-        assert_eq!(decode_object(&pods, typed, None, FieldValidation::Ignore).err().unwrap().code, 400);
-        assert_eq!(decode_object(&pods, json!([1]), None, FieldValidation::Ignore).err().unwrap().code, 400);
+        assert_eq!(
+            decode_object(&pods, typed, None, FieldValidation::Ignore)
+                .err()
+                .unwrap()
+                .code,
+            400
+        );
+        assert_eq!(
+            decode_object(&pods, json!([1]), None, FieldValidation::Ignore)
+                .err()
+                .unwrap()
+                .code,
+            400
+        );
     }
 }

@@ -12,7 +12,11 @@ use crate::resources::{Group, GroupVersion, ResourceInfo, ResourceTable};
 pub const KUBE_VERSION: &str = "v1.34.0";
 
 fn gv_string(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 fn group_json(g: &Group) -> Value {
@@ -93,9 +97,13 @@ fn aggregated(groups: &[Group]) -> Value {
                 .versions
                 .iter()
                 .map(|v| {
-                    let mut resources: Vec<&std::sync::Arc<ResourceInfo>> = v.resources.iter().collect();
+                    let mut resources: Vec<&std::sync::Arc<ResourceInfo>> =
+                        v.resources.iter().collect();
                     resources.sort_by(|a, b| a.plural.cmp(&b.plural));
-                    let resources: Vec<Value> = resources.into_iter().map(|r| discovery_resource(r)).collect();
+                    let resources: Vec<Value> = resources
+                        .into_iter()
+                        .map(|r| discovery_resource(r))
+                        .collect();
                     json!({"version": v.version, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -114,7 +122,11 @@ const DISCOVERY_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=API
 fn respond_aggregated(headers: &HeaderMap, doc: &Value) -> Response {
     let bytes = serde_json::to_vec(doc).unwrap_or_default();
     let etag = format!("\"{:016X}\"", fnv64(&bytes));
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&etag) {
             r.headers_mut().insert(header::ETAG, v);
@@ -122,7 +134,10 @@ fn respond_aggregated(headers: &HeaderMap, doc: &Value) -> Response {
         return r;
     }
     let mut r = (StatusCode::OK, bytes).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(DISCOVERY_TYPE));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(DISCOVERY_TYPE),
+    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(header::ETAG, v);
     }
@@ -130,7 +145,9 @@ fn respond_aggregated(headers: &HeaderMap, doc: &Value) -> Response {
 }
 
 pub fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn json_response(output: Output, v: &Value) -> Response {
@@ -138,7 +155,12 @@ fn json_response(output: Output, v: &Value) -> Response {
 }
 
 /// `/api`, `/apis`, `/apis/{group}`, `/api/v1`, `/apis/{group}/{version}`; `None` if not a discovery path.
-pub fn serve(table: &ResourceTable, path: &str, headers: &HeaderMap, host: &str) -> Option<ApiResult<Response>> {
+pub fn serve(
+    table: &ResourceTable,
+    path: &str,
+    headers: &HeaderMap,
+    host: &str,
+) -> Option<ApiResult<Response>> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let output = match negotiate::output(headers) {
         Ok(o) => o,
@@ -151,11 +173,14 @@ pub fn serve(table: &ResourceTable, path: &str, headers: &HeaderMap, host: &str)
                 let core: Vec<Group> = groups.into_iter().filter(|g| g.name.is_empty()).collect();
                 return Some(Ok(respond_aggregated(headers, &aggregated(&core))));
             }
-            json_response(output, &json!({
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
-            }))
+            json_response(
+                output,
+                &json!({
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+                }),
+            )
         }
         ["apis"] => {
             let named: Vec<Group> = groups.into_iter().filter(|g| !g.name.is_empty()).collect();
@@ -163,7 +188,10 @@ pub fn serve(table: &ResourceTable, path: &str, headers: &HeaderMap, host: &str)
                 return Some(Ok(respond_aggregated(headers, &aggregated(&named))));
             }
             let list: Vec<Value> = named.iter().map(group_json).collect();
-            json_response(output, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list}))
+            json_response(
+                output,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list}),
+            )
         }
         ["apis", g] => match table.group(g) {
             Some(group) => {
@@ -177,12 +205,15 @@ pub fn serve(table: &ResourceTable, path: &str, headers: &HeaderMap, host: &str)
         ["api", v] | ["apis", _, v] => {
             let group = if parts[0] == "api" { "" } else { parts[1] };
             match table.group_version(group, v) {
-                Some(gv) => json_response(output, &json!({
-                    "kind": "APIResourceList",
-                    "apiVersion": "v1",
-                    "groupVersion": gv_string(group, v),
-                    "resources": resource_entries(&gv),
-                })),
+                Some(gv) => json_response(
+                    output,
+                    &json!({
+                        "kind": "APIResourceList",
+                        "apiVersion": "v1",
+                        "groupVersion": gv_string(group, v),
+                        "resources": resource_entries(&gv),
+                    }),
+                ),
                 None => return Some(Err(ApiError::no_route())),
             }
         }
@@ -229,6 +260,9 @@ pub fn health(path: &str, verbose: bool) -> Option<Response> {
         None => "ok".to_string(),
     };
     let mut r = (StatusCode::OK, text).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     Some(r)
 }

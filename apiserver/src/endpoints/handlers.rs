@@ -63,7 +63,10 @@ impl Call<'_> {
                 )));
             }
         };
-        Ok(WriteOptions { dry_run, field_manager: self.q("fieldManager").map(str::to_string) })
+        Ok(WriteOptions {
+            dry_run,
+            field_manager: self.q("fieldManager").map(str::to_string),
+        })
     }
     fn decode(&self) -> ApiResult<super::decode::Decoded> {
         let validation = FieldValidation::parse(self.q("fieldValidation"))?;
@@ -73,20 +76,33 @@ impl Call<'_> {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_none_or(|c| c.starts_with("application/json"));
-        decode_object(&self.info, raw, is_json.then_some(&self.body[..]), validation)
+        decode_object(
+            &self.info,
+            raw,
+            is_json.then_some(&self.body[..]),
+            validation,
+        )
     }
 
     fn list_request(&self) -> ApiResult<ListRequest> {
         let label_selector = match self.q("labelSelector").filter(|s| !s.is_empty()) {
-            Some(s) => Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?),
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
             None => None,
         };
         let field_selector = match self.q("fieldSelector").filter(|s| !s.is_empty()) {
-            Some(s) => Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?),
+            Some(s) => {
+                Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
             None => None,
         };
         let limit = match self.q("limit").filter(|s| !s.is_empty()) {
-            Some(l) => Some(l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?.max(0) as usize),
+            Some(l) => Some(
+                l.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+                    .max(0) as usize,
+            ),
             None => None,
         };
         Ok(ListRequest {
@@ -104,7 +120,9 @@ impl Call<'_> {
 pub async fn dispatch(call: Call<'_>) -> ApiResult<Response> {
     let sub = call.req.subresource.as_deref();
     if let Some(sub) = sub {
-        let Some(s) = call.info.subresource(sub) else { return Err(ApiError::no_route()) };
+        let Some(s) = call.info.subresource(sub) else {
+            return Err(ApiError::no_route());
+        };
         if !s.verbs.contains(&call.req.verb) {
             return Err(ApiError::method_not_allowed());
         }
@@ -112,7 +130,11 @@ pub async fn dispatch(call: Call<'_>) -> ApiResult<Response> {
             "status" => main_or_status(call, UpdateTarget::Status).await,
             "finalize" => main_or_status(call, UpdateTarget::Finalize).await,
             "scale" => scale(call).await,
-            _ => Err(ApiError::new(501, "NotImplemented", format!("subresource {sub} is not served yet"))),
+            _ => Err(ApiError::new(
+                501,
+                "NotImplemented",
+                format!("subresource {sub} is not served yet"),
+            )),
         };
     }
     if !call.info.has_verb(call.req.verb) {
@@ -140,8 +162,19 @@ async fn main_or_status(call: Call<'_>, target: UpdateTarget) -> ApiResult<Respo
 
 async fn get(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
-    let obj = call.app.store.get(&call.info, call.ns(), call.name()).await?;
-    render::object(&call.info, output, call.include(), StatusCode::OK, &obj, &[])
+    let obj = call
+        .app
+        .store
+        .get(&call.info, call.ns(), call.name())
+        .await?;
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        StatusCode::OK,
+        &obj,
+        &[],
+    )
 }
 
 async fn list(call: Call<'_>) -> ApiResult<Response> {
@@ -157,8 +190,19 @@ async fn create(call: Call<'_>) -> ApiResult<Response> {
     let decoded = call.decode()?;
     let mut obj = decoded.object;
     check_namespace_of_body(&call, &mut obj)?;
-    let created = call.app.store.create(&call.info, call.ns(), obj, &opts).await?;
-    render::object(&call.info, output, call.include(), StatusCode::CREATED, &created, &decoded.warnings)
+    let created = call
+        .app
+        .store
+        .create(&call.info, call.ns(), obj, &opts)
+        .await?;
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        StatusCode::CREATED,
+        &created,
+        &decoded.warnings,
+    )
 }
 
 /// The body's namespace must match the URL's; an empty one takes the URL's.
@@ -198,18 +242,36 @@ async fn update(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
     let (obj, created) = call
         .app
         .store
-        .update(&call.info, call.ns(), &name, target, &opts, |current| match current {
-            Some(_) => Ok(body.clone()),
-            None if allow_create => {
-                let mut b = body.clone();
-                meta::meta_mut(&mut b).remove("resourceVersion");
-                Ok(b)
-            }
-            None => Err(ApiError::not_found(&info, &name)),
-        })
+        .update(
+            &call.info,
+            call.ns(),
+            &name,
+            target,
+            &opts,
+            |current| match current {
+                Some(_) => Ok(body.clone()),
+                None if allow_create => {
+                    let mut b = body.clone();
+                    meta::meta_mut(&mut b).remove("resourceVersion");
+                    Ok(b)
+                }
+                None => Err(ApiError::not_found(&info, &name)),
+            },
+        )
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    render::object(&call.info, output, call.include(), status, &obj, &decoded.warnings)
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        status,
+        &obj,
+        &decoded.warnings,
+    )
 }
 
 const PATCH_TYPES: &[&str] = &[
@@ -226,12 +288,23 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
     if call.body.len() > negotiate::MAX_BODY {
         return Err(ApiError::too_large(negotiate::MAX_BODY));
     }
-    let content_type = call.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let content_type = call
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let patch_type = match essence.as_str() {
         "application/json-patch+json" => patch::PatchKind::Json,
         "application/merge-patch+json" => patch::PatchKind::Merge,
-        "application/strategic-merge-patch+json" if call.info.codec.is_some() => patch::PatchKind::Strategic,
+        "application/strategic-merge-patch+json" if call.info.codec.is_some() => {
+            patch::PatchKind::Strategic
+        }
         _ => return Err(ApiError::unsupported_media_type(content_type, PATCH_TYPES)),
     };
     let patch_doc = negotiate::decode_json(&call.body)?;
@@ -242,7 +315,9 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
         .app
         .store
         .update(&call.info, call.ns(), &name, target, &opts, |current| {
-            let Some(current) = current else { return Err(ApiError::not_found(&info, &name)) };
+            let Some(current) = current else {
+                return Err(ApiError::not_found(&info, &name));
+            };
             let mut doc = current.clone();
             // The patched object keeps the current resourceVersion unless the patch sets one.
             let patched = patch::apply(patch_type, &info, &doc, &patch_doc)?;
@@ -257,7 +332,9 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
             let decoded = decode_object(&info, doc, Some(&bytes), validation)?;
             warnings = decoded.warnings;
             let mut out = decoded.object;
-            if meta::resource_version(&out) == meta::resource_version(current) && patch_type != patch::PatchKind::Json {
+            if meta::resource_version(&out) == meta::resource_version(current)
+                && patch_type != patch::PatchKind::Json
+            {
                 // Only an explicit resourceVersion in the patch pins the write.
                 if patch_doc.pointer("/metadata/resourceVersion").is_none() {
                     meta::meta_mut(&mut out).remove("resourceVersion");
@@ -266,13 +343,26 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
             Ok(out)
         })
         .await?;
-    render::object(&call.info, output, call.include(), StatusCode::OK, &obj, &warnings)
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        StatusCode::OK,
+        &obj,
+        &warnings,
+    )
 }
 
 fn delete_options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
-    let mut opts = DeleteOptions { dry_run: call.write_options()?.dry_run, ..Default::default() };
+    let mut opts = DeleteOptions {
+        dry_run: call.write_options()?.dry_run,
+        ..Default::default()
+    };
     if let Some(g) = call.q("gracePeriodSeconds").filter(|s| !s.is_empty()) {
-        opts.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?);
+        opts.grace_period_seconds = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?,
+        );
     }
     opts.propagation_policy = call.q("propagationPolicy").map(str::to_string);
     if !call.body.is_empty() {
@@ -286,20 +376,27 @@ fn delete_options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
         if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation_policy = Some(p.to_string());
         }
-        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) && opts.propagation_policy.is_none() {
+        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && opts.propagation_policy.is_none()
+        {
             opts.propagation_policy = Some("Orphan".into());
         }
         if let Some(d) = body.get("dryRun").and_then(Value::as_array) {
             opts.dry_run |= d.iter().any(|v| v == "All");
         }
-        opts.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        opts.precondition_resource_version =
-            body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        opts.precondition_uid = body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        opts.precondition_resource_version = body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
-    if let Some(p) = &opts.propagation_policy {
-        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-            return Err(ApiError::invalid_delete_options(p));
-        }
+    if let Some(p) = &opts.propagation_policy
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::invalid_delete_options(p));
     }
     Ok(opts)
 }
@@ -307,7 +404,11 @@ fn delete_options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
 async fn delete(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
     let opts = delete_options(&call)?;
-    let outcome = call.app.store.delete(&call.info, call.ns(), call.name(), &opts).await?;
+    let outcome = call
+        .app
+        .store
+        .delete(&call.info, call.ns(), call.name(), &opts)
+        .await?;
     let obj = match outcome {
         DeleteOutcome::Pending(o) => o,
         DeleteOutcome::Deleted(o) if call.info.strategy.returns_deleted_object() => o,
@@ -322,7 +423,14 @@ async fn delete(call: Call<'_>) -> ApiResult<Response> {
             return Ok(render::body(StatusCode::OK, output, &status, &[]));
         }
     };
-    render::object(&call.info, output, call.include(), StatusCode::OK, &obj, &[])
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        StatusCode::OK,
+        &obj,
+        &[],
+    )
 }
 
 async fn delete_collection(call: Call<'_>) -> ApiResult<Response> {
@@ -333,13 +441,23 @@ async fn delete_collection(call: Call<'_>) -> ApiResult<Response> {
     let mut deleted = Vec::new();
     for obj in &listed.items {
         let ns = Some(meta::namespace(obj)).filter(|n| !n.is_empty());
-        match call.app.store.delete(&call.info, ns, meta::name(obj), &opts).await {
+        match call
+            .app
+            .store
+            .delete(&call.info, ns, meta::name(obj), &opts)
+            .await
+        {
             Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => deleted.push(o),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
     }
-    let out = crate::registry::list::ListOutput { items: deleted, revision: listed.revision, continue_token: None, remaining: None };
+    let out = crate::registry::list::ListOutput {
+        items: deleted,
+        revision: listed.revision,
+        continue_token: None,
+        remaining: None,
+    };
     render::list(&call.info, output, IncludeObject::Metadata, out)
 }
 
@@ -356,14 +474,32 @@ async fn watch(call: Call<'_>) -> ApiResult<Response> {
         .q("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
-    let req = WatchRequest { list, send_initial_events, allow_bookmarks };
+    let req = WatchRequest {
+        list,
+        send_initial_events,
+        allow_bookmarks,
+    };
     let events = call.app.store.watch(&call.info, call.ns(), req).await?;
-    let frames = watch_frames(call.info.clone(), output, call.include(), allow_bookmarks, events);
+    let frames = watch_frames(
+        call.info.clone(),
+        output,
+        call.include(),
+        allow_bookmarks,
+        events,
+    );
     let deadline = tokio::time::sleep(Duration::from_secs(timeout));
-    let body = frames.take_until(deadline).map(Ok::<_, std::convert::Infallible>);
+    let body = frames
+        .take_until(deadline)
+        .map(Ok::<_, std::convert::Infallible>);
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }
 
@@ -375,7 +511,10 @@ pub fn watch_frames(
     allow_bookmarks: bool,
     events: crate::registry::watch::WatchEvents,
 ) -> futures::stream::BoxStream<'static, Bytes> {
-    let interval = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(30), Duration::from_secs(30));
+    let interval = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(30),
+        Duration::from_secs(30),
+    );
     let ticks = tokio_stream::wrappers::IntervalStream::new(interval).map(|_| None);
     let merged = futures::stream::select(events.map(Some), ticks);
     let mut last_rv = 0i64;
@@ -392,7 +531,12 @@ pub fn watch_frames(
                         Some(encode_event(&info, output, include, &ev))
                     }
                 }
-                None if allow_bookmarks && last_rv > 0 => Some(encode_event(&info, output, include, &WatchEvent::Bookmark(last_rv, false))),
+                None if allow_bookmarks && last_rv > 0 => Some(encode_event(
+                    &info,
+                    output,
+                    include,
+                    &WatchEvent::Bookmark(last_rv, false),
+                )),
                 None => None,
             };
             futures::future::ready(frame)
@@ -400,10 +544,21 @@ pub fn watch_frames(
         .boxed()
 }
 
-fn encode_event(info: &ResourceInfo, output: Output, include: IncludeObject, ev: &WatchEvent) -> Bytes {
+fn encode_event(
+    info: &ResourceInfo,
+    output: Output,
+    include: IncludeObject,
+    ev: &WatchEvent,
+) -> Bytes {
     let object = match ev {
         WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => match output {
-            Output::Table => render::table(info, std::slice::from_ref(o), include, json!({"resourceVersion": meta::resource_version(o)}), true),
+            Output::Table => render::table(
+                info,
+                std::slice::from_ref(o),
+                include,
+                json!({"resourceVersion": meta::resource_version(o)}),
+                true,
+            ),
             Output::PartialObjectMetadata | Output::PartialObjectMetadataList => json!({
                 "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                 "metadata": o.get("metadata").cloned().unwrap_or_else(|| json!({})),
@@ -416,7 +571,9 @@ fn encode_event(info: &ResourceInfo, output: Output, include: IncludeObject, ev:
                 meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
             match output {
-                Output::Table => json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": null, "rows": null}),
+                Output::Table => {
+                    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": null, "rows": null})
+                }
                 Output::PartialObjectMetadata | Output::PartialObjectMetadataList => {
                     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
                 }
@@ -425,7 +582,8 @@ fn encode_event(info: &ResourceInfo, output: Output, include: IncludeObject, ev:
         }
         WatchEvent::Error(status) => status.clone(),
     };
-    let mut line = serde_json::to_vec(&json!({"type": ev.type_name(), "object": object})).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({"type": ev.type_name(), "object": object})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -435,7 +593,10 @@ async fn scale(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
     let opts = call.write_options()?;
     let to_scale = |obj: &Value| -> Value {
-        let selector = obj.pointer("/spec/selector").map(selector_string).unwrap_or_default();
+        let selector = obj
+            .pointer("/spec/selector")
+            .map(selector_string)
+            .unwrap_or_default();
         json!({
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -457,42 +618,75 @@ async fn scale(call: Call<'_>) -> ApiResult<Response> {
     let obj = match call.req.verb {
         "get" => call.app.store.get(&call.info, call.ns(), &name).await?,
         "update" | "patch" => {
-            let body = if call.req.verb == "patch" { None } else { Some(negotiate::decode_body(call.headers, &call.body)?) };
-            let patch_doc = if call.req.verb == "patch" { Some(negotiate::decode_json(&call.body)?) } else { None };
-            let content_type = call.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let body = if call.req.verb == "patch" {
+                None
+            } else {
+                Some(negotiate::decode_body(call.headers, &call.body)?)
+            };
+            let patch_doc = if call.req.verb == "patch" {
+                Some(negotiate::decode_json(&call.body)?)
+            } else {
+                None
+            };
+            let content_type = call
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let info = call.info.clone();
             let (obj, _) = call
                 .app
                 .store
-                .update(&call.info, call.ns(), &name, UpdateTarget::Main, &opts, |current| {
-                    let Some(current) = current else { return Err(ApiError::not_found(&info, &name)) };
-                    let scale_now = to_scale(current);
-                    let new_scale = match (&body, &patch_doc) {
-                        (Some(b), _) => b.clone(),
-                        (None, Some(p)) => {
-                            let kind = match content_type.split(';').next().unwrap_or("").trim() {
-                                "application/json-patch+json" => patch::PatchKind::Json,
-                                "application/merge-patch+json" => patch::PatchKind::Merge,
-                                "application/strategic-merge-patch+json" => patch::PatchKind::Merge,
-                                other => return Err(ApiError::unsupported_media_type(other, PATCH_TYPES)),
-                            };
-                            patch::apply(kind, &info, &scale_now, p)?
+                .update(
+                    &call.info,
+                    call.ns(),
+                    &name,
+                    UpdateTarget::Main,
+                    &opts,
+                    |current| {
+                        let Some(current) = current else {
+                            return Err(ApiError::not_found(&info, &name));
+                        };
+                        let scale_now = to_scale(current);
+                        let new_scale = match (&body, &patch_doc) {
+                            (Some(b), _) => b.clone(),
+                            (None, Some(p)) => {
+                                let kind = match content_type.split(';').next().unwrap_or("").trim()
+                                {
+                                    "application/json-patch+json" => patch::PatchKind::Json,
+                                    "application/merge-patch+json" => patch::PatchKind::Merge,
+                                    "application/strategic-merge-patch+json" => {
+                                        patch::PatchKind::Merge
+                                    }
+                                    other => {
+                                        return Err(ApiError::unsupported_media_type(
+                                            other,
+                                            PATCH_TYPES,
+                                        ));
+                                    }
+                                };
+                                patch::apply(kind, &info, &scale_now, p)?
+                            }
+                            _ => scale_now.clone(),
+                        };
+                        let rv = meta::resource_version(&new_scale);
+                        if !rv.is_empty() && rv != meta::resource_version(current) {
+                            return Err(ApiError::stale(&info, &name));
                         }
-                        _ => scale_now.clone(),
-                    };
-                    let rv = meta::resource_version(&new_scale);
-                    if !rv.is_empty() && rv != meta::resource_version(current) {
-                        return Err(ApiError::stale(&info, &name));
-                    }
-                    let replicas = new_scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
-                    if replicas < 0 {
-                        return Err(ApiError::invalid_scale(&name, replicas));
-                    }
-                    let mut next = current.clone();
-                    next["spec"]["replicas"] = json!(replicas);
-                    meta::meta_mut(&mut next).remove("resourceVersion");
-                    Ok(next)
-                })
+                        let replicas = new_scale
+                            .pointer("/spec/replicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0);
+                        if replicas < 0 {
+                            return Err(ApiError::invalid_scale(&name, replicas));
+                        }
+                        let mut next = current.clone();
+                        next["spec"]["replicas"] = json!(replicas);
+                        meta::meta_mut(&mut next).remove("resourceVersion");
+                        Ok(next)
+                    },
+                )
                 .await?;
             obj
         }
@@ -505,12 +699,19 @@ async fn scale(call: Call<'_>) -> ApiResult<Response> {
 fn selector_string(sel: &Value) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        parts.extend(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
+        parts.extend(
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        );
     }
     if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             match e.get("operator").and_then(Value::as_str).unwrap_or("") {
                 "In" => parts.push(format!("{key} in ({})", values.join(","))),
                 "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
@@ -520,10 +721,14 @@ fn selector_string(sel: &Value) -> String {
             }
         }
     }
-    if sel.get("matchLabels").is_none() && sel.get("matchExpressions").is_none() {
-        if let Some(m) = sel.as_object() {
-            parts.extend(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
-        }
+    if sel.get("matchLabels").is_none()
+        && sel.get("matchExpressions").is_none()
+        && let Some(m) = sel.as_object()
+    {
+        parts.extend(
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        );
     }
     parts.sort();
     parts.join(",")

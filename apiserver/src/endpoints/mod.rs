@@ -37,7 +37,9 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect()
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -49,16 +51,31 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         return resp;
     }
     if path == "/version" || path == "/version/" {
-        return render::body(StatusCode::OK, negotiate::Output::Json, &discovery::version(), &[]);
+        return render::body(
+            StatusCode::OK,
+            negotiate::Output::Json,
+            &discovery::version(),
+            &[],
+        );
     }
-    if let Some(r) = openapi::serve(&app.table, &path, query.get("hash").map(String::as_str), &parts.headers) {
+    if let Some(r) = openapi::serve(
+        &app.table,
+        &path,
+        query.get("hash").map(String::as_str),
+        &parts.headers,
+    ) {
         return r.unwrap_or_else(IntoResponse::into_response);
     }
-    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
-    if method == Method::GET {
-        if let Some(r) = discovery::serve(&app.table, &path, &parts.headers, &host) {
-            return r.unwrap_or_else(IntoResponse::into_response);
-        }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if method == Method::GET
+        && let Some(r) = discovery::serve(&app.table, &path, &parts.headers, &host)
+    {
+        return r.unwrap_or_else(IntoResponse::into_response);
     }
     let watch_param = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let Some(info) = request_info::parse(&method, &path, watch_param) else {
@@ -72,17 +89,27 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let span = tracing::debug_span!("request", verb = info.verb, resource = %resource.qualified(), namespace = ?info.namespace, name = ?info.name);
     if info.verb == "watch" && websocket::is_upgrade(&parts.headers) {
-        let ws = match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
-            Ok(ws) => ws,
-            Err(rejection) => return rejection.into_response(),
-        };
-        return websocket::watch(app.clone(), info, resource, query, parts.headers, ws).instrument(span).await;
+        let ws =
+            match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+                Ok(ws) => ws,
+                Err(rejection) => return rejection.into_response(),
+            };
+        return websocket::watch(app.clone(), info, resource, query, parts.headers, ws)
+            .instrument(span)
+            .await;
     }
     let body = match axum::body::to_bytes(body, negotiate::MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return ApiError::too_large(negotiate::MAX_BODY).into_response(),
     };
-    let call = handlers::Call { app: &app, req: &info, info: resource, query: &query, headers: &parts.headers, body };
+    let call = handlers::Call {
+        app: &app,
+        req: &info,
+        info: resource,
+        query: &query,
+        headers: &parts.headers,
+        body,
+    };
     let mut resp = match handlers::dispatch(call).instrument(span).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -90,6 +117,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if method == Method::HEAD {
         *resp.body_mut() = Body::empty();
     }
-    resp.headers_mut().insert("x-kubernetes-pf-flowschema-uid", HeaderValue::from_static(""));
+    resp.headers_mut().insert(
+        "x-kubernetes-pf-flowschema-uid",
+        HeaderValue::from_static(""),
+    );
     resp
 }

@@ -33,7 +33,10 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
         .map(|part| {
             let mut pieces = part.split(';');
             let essence = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
-            let params = pieces.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+            let params = pieces
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
             MediaRange { essence, params }
         })
         .collect()
@@ -41,24 +44,35 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
 
 /// Picks the response form from `Accept`; 406 if nothing acceptable is served.
 pub fn output(headers: &HeaderMap) -> ApiResult<Output> {
-    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
     if accept.is_empty() {
         return Ok(Output::Json);
     }
     for range in parse_accept(accept) {
         let param = |k: &str| range.params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-        let json_like = matches!(range.essence.as_str(), "application/json" | "application/*" | "*/*");
+        let json_like = matches!(
+            range.essence.as_str(),
+            "application/json" | "application/*" | "*/*"
+        );
         if let Some(kind) = param("as") {
             if range.essence != "application/json" {
                 continue;
             }
             let out = match (kind, param("g"), param("v")) {
                 ("Table", Some("meta.k8s.io"), Some("v1" | "v1beta1")) => Output::Table,
-                ("PartialObjectMetadata", Some("meta.k8s.io"), Some("v1" | "v1beta1")) => Output::PartialObjectMetadata,
+                ("PartialObjectMetadata", Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                    Output::PartialObjectMetadata
+                }
                 ("PartialObjectMetadataList", Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
                     Output::PartialObjectMetadataList
                 }
-                ("APIGroupDiscoveryList", Some("apidiscovery.k8s.io"), Some("v2")) => Output::Discovery,
+                ("APIGroupDiscoveryList", Some("apidiscovery.k8s.io"), Some("v2")) => {
+                    Output::Discovery
+                }
                 _ => continue,
             };
             return Ok(out);
@@ -66,7 +80,10 @@ pub fn output(headers: &HeaderMap) -> ApiResult<Output> {
         if json_like {
             return Ok(Output::Json);
         }
-        if matches!(range.essence.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml") {
+        if matches!(
+            range.essence.as_str(),
+            "application/yaml" | "application/x-yaml" | "text/yaml"
+        ) {
             return Ok(Output::Yaml);
         }
     }
@@ -74,15 +91,27 @@ pub fn output(headers: &HeaderMap) -> ApiResult<Output> {
 }
 
 /// Body encodings accepted for create and update.
-const BODY_TYPES: &[&str] = &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
+const BODY_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 
 /// Decodes a create/update body as JSON or YAML into a JSON value.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     if body.len() > MAX_BODY {
         return Err(ApiError::too_large(MAX_BODY));
     }
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" | "" | "*/*" => decode_json(body),
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
@@ -91,15 +120,18 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
 }
 
 pub fn decode_json(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice::<Value>(body)
-        .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+    serde_json::from_slice::<Value>(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
 }
 
 pub fn decode_yaml(body: &[u8]) -> ApiResult<Value> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("yaml: invalid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("yaml: invalid UTF-8: {e}")))?;
     let v: serde_yaml::Value = serde_yaml::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}")))?;
-    serde_json::to_value(v).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+    serde_json::to_value(v)
+        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -116,10 +148,16 @@ mod tests {
     #[test]
     fn negotiates_like_upstream() {
         assert_eq!(out("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json").unwrap(), Output::Table);
-        assert_eq!(out("application/vnd.kubernetes.protobuf, application/json").unwrap(), Output::Json);
+        assert_eq!(
+            out("application/vnd.kubernetes.protobuf, application/json").unwrap(),
+            Output::Json
+        );
         assert_eq!(out("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json").unwrap(), Output::Discovery);
         assert_eq!(out("application/yaml").unwrap(), Output::Yaml);
-        assert_eq!(out("application/vnd.kubernetes.protobuf").unwrap_err().code, 406);
+        assert_eq!(
+            out("application/vnd.kubernetes.protobuf").unwrap_err().code,
+            406
+        );
         assert_eq!(out("text/html").unwrap_err().code, 406);
     }
 

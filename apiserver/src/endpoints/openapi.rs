@@ -19,9 +19,18 @@ fn query_param(name: &str, description: &str) -> Value {
 
 fn write_params() -> Vec<Value> {
     vec![
-        query_param("dryRun", "When present, indicates that modifications should not be persisted."),
-        query_param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-        query_param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict"),
+        query_param(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+        ),
+        query_param(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+        ),
+        query_param(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict",
+        ),
     ]
 }
 
@@ -38,7 +47,11 @@ fn operation(r: &ResourceInfo, action: &str, params: Vec<Value>) -> Value {
 
 fn gv_document(table: &ResourceTable, group: &str, version: &str) -> Option<Value> {
     let gv = table.group_version(group, version)?;
-    let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let base = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     let mut paths = Map::new();
     for r in &gv.resources {
         let collection = if r.namespaced {
@@ -62,7 +75,10 @@ fn gv_document(table: &ResourceTable, group: &str, version: &str) -> Option<Valu
             item.insert("get".into(), operation(r, "get", vec![]));
             item.insert("put".into(), operation(r, "put", write_params()));
             let mut patch = write_params();
-            patch.push(query_param("force", "Force is going to \"force\" Apply requests."));
+            patch.push(query_param(
+                "force",
+                "Force is going to \"force\" Apply requests.",
+            ));
             item.insert("patch".into(), operation(r, "patch", patch));
             item.insert("delete".into(), operation(r, "delete", vec![]));
             paths.insert(format!("{collection}/{{name}}"), Value::Object(item));
@@ -80,7 +96,11 @@ fn gv_paths(table: &ResourceTable) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for g in table.groups() {
         for v in &g.versions {
-            let path = if g.name.is_empty() { format!("api/{}", v.version) } else { format!("apis/{}/{}", g.name, v.version) };
+            let path = if g.name.is_empty() {
+                format!("api/{}", v.version)
+            } else {
+                format!("apis/{}/{}", g.name, v.version)
+            };
             out.push((path, g.name.clone(), v.version.clone()));
         }
     }
@@ -89,38 +109,67 @@ fn gv_paths(table: &ResourceTable) -> Vec<(String, String, String)> {
 
 fn json_bytes(bytes: Vec<u8>, etag: &str, immutable: bool) -> Response {
     let mut r = (StatusCode::OK, bytes).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(etag) {
         r.headers_mut().insert(header::ETAG, v);
     }
-    let cache = if immutable { "public, immutable" } else { "no-cache, private" };
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    let cache = if immutable {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     r
 }
 
 /// `/openapi/v3` and `/openapi/v3/{api/v1 | apis/group/version}`; `None` for other paths.
-pub fn serve(table: &ResourceTable, path: &str, query_hash: Option<&str>, headers: &HeaderMap) -> Option<ApiResult<Response>> {
+pub fn serve(
+    table: &ResourceTable,
+    path: &str,
+    query_hash: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<ApiResult<Response>> {
     let rest = path.strip_prefix("/openapi/v3")?;
     let rest = rest.trim_matches('/');
     if rest.is_empty() {
         let mut paths = Map::new();
         for (p, g, v) in gv_paths(table) {
             let doc = gv_document(table, &g, &v).unwrap_or_default();
-            let hash = format!("{:016X}", fnv64(&serde_json::to_vec(&doc).unwrap_or_default()));
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}));
+            let hash = format!(
+                "{:016X}",
+                fnv64(&serde_json::to_vec(&doc).unwrap_or_default())
+            );
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+            );
         }
         let bytes = serde_json::to_vec(&json!({"paths": paths})).unwrap_or_default();
         let etag = format!("\"{:016X}\"", fnv64(&bytes));
         return Some(Ok(json_bytes(bytes, &etag, false)));
     }
     let found = gv_paths(table).into_iter().find(|(p, _, _)| p == rest);
-    let Some((_, g, v)) = found else { return Some(Err(ApiError::no_route())) };
+    let Some((_, g, v)) = found else {
+        return Some(Err(ApiError::no_route()));
+    };
     let doc = gv_document(table, &g, &v)?;
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
     let hash = format!("{:016X}", fnv64(&bytes));
     let etag = format!("\"{hash}\"");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return Some(Ok(StatusCode::NOT_MODIFIED.into_response()));
     }
-    Some(Ok(json_bytes(bytes, &etag, query_hash == Some(hash.as_str()))))
+    Some(Ok(json_bytes(
+        bytes,
+        &etag,
+        query_hash == Some(hash.as_str()),
+    )))
 }

@@ -32,11 +32,20 @@ impl IncludeObject {
 
 pub fn body(status: StatusCode, output: Output, value: &Value, warnings: &[String]) -> Response {
     let (bytes, ctype) = match output {
-        Output::Yaml => (serde_yaml::to_string(value).map(String::into_bytes).unwrap_or_default(), "application/yaml"),
-        _ => (serde_json::to_vec(value).unwrap_or_default(), "application/json"),
+        Output::Yaml => (
+            serde_yaml::to_string(value)
+                .map(String::into_bytes)
+                .unwrap_or_default(),
+            "application/yaml",
+        ),
+        _ => (
+            serde_json::to_vec(value).unwrap_or_default(),
+            "application/json",
+        ),
     };
     let mut resp = (status, bytes).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     for w in warnings {
         let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(v) = HeaderValue::from_str(&text) {
@@ -55,11 +64,20 @@ fn partial_metadata(obj: &Value) -> Value {
 }
 
 /// One object in the requested form.
-pub fn object(info: &ResourceInfo, output: Output, include: IncludeObject, status: StatusCode, obj: &Value, warnings: &[String]) -> Result<Response, ApiError> {
+pub fn object(
+    info: &ResourceInfo,
+    output: Output,
+    include: IncludeObject,
+    status: StatusCode,
+    obj: &Value,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
     let value = match output {
         Output::Table => table(info, std::slice::from_ref(obj), include, json!({}), true),
         Output::PartialObjectMetadata => partial_metadata(obj),
-        Output::PartialObjectMetadataList => return Err(ApiError::not_acceptable(super::negotiate::SERVED_TYPES)),
+        Output::PartialObjectMetadataList => {
+            return Err(ApiError::not_acceptable(super::negotiate::SERVED_TYPES));
+        }
         _ => obj.clone(),
     };
     Ok(body(status, output, &value, warnings))
@@ -77,7 +95,12 @@ pub fn list_metadata(out: &ListOutput) -> Value {
 }
 
 /// A list in the requested form.
-pub fn list(info: &ResourceInfo, output: Output, include: IncludeObject, out: ListOutput) -> Result<Response, ApiError> {
+pub fn list(
+    info: &ResourceInfo,
+    output: Output,
+    include: IncludeObject,
+    out: ListOutput,
+) -> Result<Response, ApiError> {
     let meta = list_metadata(&out);
     let value = match output {
         Output::Table => table(info, &out.items, include, meta, true),
@@ -107,7 +130,13 @@ pub fn list(info: &ResourceInfo, output: Output, include: IncludeObject, out: Li
 }
 
 /// A `meta.k8s.io/v1` Table of `objects`.
-pub fn table(info: &ResourceInfo, objects: &[Value], include: IncludeObject, metadata: Value, with_columns: bool) -> Value {
+pub fn table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    include: IncludeObject,
+    metadata: Value,
+    with_columns: bool,
+) -> Value {
     let now = chrono::Utc::now();
     let columns: Vec<Value> = if with_columns {
         printers::columns(&info.group, &info.plural)

@@ -30,7 +30,11 @@ pub fn parse(method: &Method, path: &str, watch_param: bool) -> Option<RequestIn
         legacy_watch = true;
         rest = &rest[1..];
     }
-    let mut info = RequestInfo { group, version, ..Default::default() };
+    let mut info = RequestInfo {
+        group,
+        version,
+        ..Default::default()
+    };
     if rest.first() == Some(&"namespaces") && rest.len() > 1 {
         info.namespace = Some(rest[1].to_string());
         if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
@@ -60,7 +64,9 @@ pub fn parse(method: &Method, path: &str, watch_param: bool) -> Option<RequestIn
         info.namespace = None;
     }
     info.verb = match *method {
-        Method::GET | Method::HEAD if legacy_watch || (watch_param && info.name.is_none()) => "watch",
+        Method::GET | Method::HEAD if legacy_watch || (watch_param && info.name.is_none()) => {
+            "watch"
+        }
         Method::GET | Method::HEAD if legacy_watch || watch_param => "watch",
         Method::GET | Method::HEAD if info.name.is_some() => "get",
         Method::GET | Method::HEAD => "list",
@@ -80,18 +86,48 @@ mod tests {
 
     #[test]
     fn parses_upstream_paths() {
-        let i = parse(&Method::GET, "/api/v1/namespaces/default/pods/p1/status", false).unwrap();
-        assert_eq!((i.verb, i.namespace.as_deref(), i.resource.as_str(), i.name.as_deref(), i.subresource.as_deref()), ("get", Some("default"), "pods", Some("p1"), Some("status")));
+        let i = parse(
+            &Method::GET,
+            "/api/v1/namespaces/default/pods/p1/status",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                i.verb,
+                i.namespace.as_deref(),
+                i.resource.as_str(),
+                i.name.as_deref(),
+                i.subresource.as_deref()
+            ),
+            ("get", Some("default"), "pods", Some("p1"), Some("status"))
+        );
         let i = parse(&Method::GET, "/api/v1/namespaces/foo", false).unwrap();
-        assert_eq!((i.resource.as_str(), i.name.as_deref(), i.namespace), ("namespaces", Some("foo"), None));
+        assert_eq!(
+            (i.resource.as_str(), i.name.as_deref(), i.namespace),
+            ("namespaces", Some("foo"), None)
+        );
         let i = parse(&Method::PUT, "/api/v1/namespaces/foo/finalize", false).unwrap();
-        assert_eq!((i.resource.as_str(), i.subresource.as_deref()), ("namespaces", Some("finalize")));
-        let i = parse(&Method::GET, "/apis/apps/v1/watch/namespaces/x/deployments", false).unwrap();
+        assert_eq!(
+            (i.resource.as_str(), i.subresource.as_deref()),
+            ("namespaces", Some("finalize"))
+        );
+        let i = parse(
+            &Method::GET,
+            "/apis/apps/v1/watch/namespaces/x/deployments",
+            false,
+        )
+        .unwrap();
         assert_eq!((i.verb, i.group.as_str()), ("watch", "apps"));
         let i = parse(&Method::GET, "/api/v1/pods", true).unwrap();
         assert_eq!((i.verb, i.namespace), ("watch", None));
         assert!(parse(&Method::GET, "/api/v1", false).is_none());
         assert!(parse(&Method::GET, "/api/v1/a/b/c/d/e", false).is_none());
-        assert_eq!(parse(&Method::DELETE, "/api/v1/namespaces/d/configmaps", false).unwrap().verb, "deletecollection");
+        assert_eq!(
+            parse(&Method::DELETE, "/api/v1/namespaces/d/configmaps", false)
+                .unwrap()
+                .verb,
+            "deletecollection"
+        );
     }
 }

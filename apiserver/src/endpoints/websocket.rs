@@ -57,7 +57,10 @@ pub async fn watch(
     ws: WebSocketUpgrade,
 ) -> Response {
     let protocols = offered(&headers);
-    let chosen = protocols.iter().find(|p| *p == "base64.binary.k8s.io" || *p == "binary.k8s.io").cloned();
+    let chosen = protocols
+        .iter()
+        .find(|p| *p == "base64.binary.k8s.io" || *p == "binary.k8s.io")
+        .cloned();
     let framing = match chosen.as_deref() {
         Some("base64.binary.k8s.io") => Framing::Base64,
         Some("binary.k8s.io") => Framing::Binary,
@@ -66,8 +69,14 @@ pub async fn watch(
     let parse = || -> Result<ListRequest, ApiError> {
         let q = |k: &str| query.get(k).map(String::as_str).filter(|s| !s.is_empty());
         Ok(ListRequest {
-            label_selector: q("labelSelector").map(LabelSelector::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
-            field_selector: q("fieldSelector").map(FieldSelector::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
+            label_selector: q("labelSelector")
+                .map(LabelSelector::parse)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            field_selector: q("fieldSelector")
+                .map(FieldSelector::parse)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
             resource_version: q("resourceVersion").map(str::to_string),
             resource_version_match: q("resourceVersionMatch").map(str::to_string),
             ..Default::default()
@@ -82,13 +91,27 @@ pub async fn watch(
     let output = negotiate::output(&headers).unwrap_or(negotiate::Output::Json);
     let events = match app
         .store
-        .watch(&resource, info.namespace.as_deref(), WatchRequest { list, send_initial_events, allow_bookmarks })
+        .watch(
+            &resource,
+            info.namespace.as_deref(),
+            WatchRequest {
+                list,
+                send_initial_events,
+                allow_bookmarks,
+            },
+        )
         .await
     {
         Ok(ev) => ev,
         Err(e) => return e.into_response(),
     };
-    let frames = watch_frames(resource, output, IncludeObject::parse(query.get("includeObject").map(String::as_str)), allow_bookmarks, events);
+    let frames = watch_frames(
+        resource,
+        output,
+        IncludeObject::parse(query.get("includeObject").map(String::as_str)),
+        allow_bookmarks,
+        events,
+    );
     let ws = match chosen {
         Some(p) => ws.protocols([p]),
         None => ws,
@@ -96,7 +119,11 @@ pub async fn watch(
     ws.on_upgrade(move |socket| pump(socket, frames, framing))
 }
 
-async fn pump(socket: WebSocket, mut frames: futures::stream::BoxStream<'static, bytes::Bytes>, framing: Framing) {
+async fn pump(
+    socket: WebSocket,
+    mut frames: futures::stream::BoxStream<'static, bytes::Bytes>,
+    framing: Framing,
+) {
     let (mut tx, mut rx) = socket.split();
     loop {
         tokio::select! {

@@ -21,13 +21,21 @@ fn object<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>>
 }
 
 fn default_container(c: &mut Value) {
-    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let Some(c) = c.as_object_mut() else { return };
     set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(c, "terminationMessagePolicy", json!("File"));
     let tag = image.rsplit('/').next().unwrap_or("");
     let pinned = image.contains('@') || tag.split_once(':').is_some_and(|(_, t)| t != "latest");
-    set_default(c, "imagePullPolicy", json!(if pinned { "IfNotPresent" } else { "Always" }));
+    set_default(
+        c,
+        "imagePullPolicy",
+        json!(if pinned { "IfNotPresent" } else { "Always" }),
+    );
     set_default(c, "resources", json!({}));
     if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -38,7 +46,9 @@ fn default_container(c: &mut Value) {
 
 /// `SetDefaults_PodSpec` and its containers.
 pub fn pod_spec(spec: &mut Value) {
-    let Some(s) = spec.as_object_mut() else { return };
+    let Some(s) = spec.as_object_mut() else {
+        return;
+    };
     set_default(s, "restartPolicy", json!("Always"));
     set_default(s, "terminationGracePeriodSeconds", json!(30));
     set_default(s, "dnsPolicy", json!("ClusterFirst"));
@@ -67,8 +77,14 @@ fn template_spec(obj: &mut Value, template_path: &[&str]) {
 
 /// Defaults of workload kinds, chosen by the object's kind.
 pub fn workload(obj: &mut Value) {
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-    let Some(spec) = object(obj, "spec") else { return };
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(spec) = object(obj, "spec") else {
+        return;
+    };
     match kind.as_str() {
         "Deployment" => {
             set_default(spec, "replicas", json!(1));
@@ -83,7 +99,10 @@ pub fn workload(obj: &mut Value) {
         "ReplicaSet" => set_default(spec, "replicas", json!(1)),
         "ReplicationController" => {
             set_default(spec, "replicas", json!(1));
-            let labels = spec.get("template").and_then(|t| t.pointer("/metadata/labels")).cloned();
+            let labels = spec
+                .get("template")
+                .and_then(|t| t.pointer("/metadata/labels"))
+                .cloned();
             if let Some(labels) = labels {
                 set_default(spec, "selector", labels);
             }
@@ -91,7 +110,11 @@ pub fn workload(obj: &mut Value) {
         "StatefulSet" => {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
-            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(
                 spec,
@@ -132,13 +155,26 @@ pub fn workload(obj: &mut Value) {
 
 /// Jobs get a selector and template labels tied to their uid (upstream's job strategy).
 pub fn job_selector(obj: &mut Value) {
-    if obj.get("kind").and_then(Value::as_str) != Some("Job") || obj.pointer("/spec/selector").is_some() {
+    if obj.get("kind").and_then(Value::as_str) != Some("Job")
+        || obj.pointer("/spec/selector").is_some()
+    {
         return;
     }
-    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     obj["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-    if let Some(template) = obj.pointer_mut("/spec/template").and_then(Value::as_object_mut) {
+    if let Some(template) = obj
+        .pointer_mut("/spec/template")
+        .and_then(Value::as_object_mut)
+    {
         let meta = template.entry("metadata").or_insert_with(|| json!({}));
         if let Some(meta) = meta.as_object_mut() {
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
@@ -154,10 +190,16 @@ pub fn job_selector(obj: &mut Value) {
 
 /// `SetDefaults_Service`, without IP allocation.
 pub fn service(obj: &mut Value) {
-    let Some(spec) = object(obj, "spec") else { return };
+    let Some(spec) = object(obj, "spec") else {
+        return;
+    };
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if ty != "ExternalName" {
         set_default(spec, "internalTrafficPolicy", json!("Cluster"));
     }
@@ -213,8 +255,15 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
         Some(list) if !list.is_empty() => {
             for (i, c) in list.iter().enumerate() {
                 for field in ["name", "image"] {
-                    if c.get(field).and_then(Value::as_str).unwrap_or("").is_empty() {
-                        errs.push(FieldError::required(format!("{path}.containers[{i}].{field}"), ""));
+                    if c.get(field)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .is_empty()
+                    {
+                        errs.push(FieldError::required(
+                            format!("{path}.containers[{i}].{field}"),
+                            "",
+                        ));
                     }
                 }
             }
@@ -244,7 +293,12 @@ mod tests {
 
     #[test]
     fn latest_or_untagged_images_are_always_pulled() {
-        for (image, policy) in [("nginx", "Always"), ("nginx:latest", "Always"), ("reg:5000/nginx", "Always"), ("reg:5000/nginx:1", "IfNotPresent")] {
+        for (image, policy) in [
+            ("nginx", "Always"),
+            ("nginx:latest", "Always"),
+            ("reg:5000/nginx", "Always"),
+            ("reg:5000/nginx:1", "IfNotPresent"),
+        ] {
             let mut c = json!({"image": image});
             default_container(&mut c);
             assert_eq!(c["imagePullPolicy"], policy, "{image}");

@@ -42,11 +42,16 @@ fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
     let raw = URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let v: Value = serde_json::from_slice(&raw)
+        .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
     if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
         return Err(bad("server does not recognize this encoded version"));
     }
-    let rv = v.get("rv").and_then(Value::as_i64).filter(|rv| *rv > 0).ok_or_else(|| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let rv = v
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|rv| *rv > 0)
+        .ok_or_else(|| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
     let start = v.get("start").and_then(Value::as_str).unwrap_or("");
     let start = start.strip_suffix('\u{0}').unwrap_or(start);
     if start.contains("..") || start.starts_with('/') {
@@ -60,19 +65,25 @@ pub fn parse_rv(rv: &str) -> ApiResult<Revision> {
     rv.parse::<Revision>()
         .ok()
         .filter(|r| *r >= 0)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv}")).with_details(json!({})))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("invalid resource version: {rv}")).with_details(json!({}))
+        })
 }
 
 impl ListRequest {
     /// Whether `obj` passes the label and field selectors.
     pub fn matches(&self, info: &ResourceInfo, obj: &Value) -> bool {
-        if let Some(sel) = &self.label_selector {
-            if !sel.matches(obj.pointer("/metadata/labels").and_then(Value::as_object)) {
-                return false;
-            }
+        if let Some(sel) = &self.label_selector
+            && !sel.matches(obj.pointer("/metadata/labels").and_then(Value::as_object))
+        {
+            return false;
         }
         if let Some(sel) = &self.field_selector {
-            let lookup = |field: &str| field_value(&info.group, &info.plural, obj, field).ok().flatten();
+            let lookup = |field: &str| {
+                field_value(&info.group, &info.plural, obj, field)
+                    .ok()
+                    .flatten()
+            };
             if !sel.matches(lookup) {
                 return false;
             }
@@ -91,13 +102,27 @@ impl ListRequest {
 }
 
 impl Store {
-    pub async fn list(&self, info: &ResourceInfo, ns: Option<&str>, req: &ListRequest) -> ApiResult<ListOutput> {
+    pub async fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        req: &ListRequest,
+    ) -> ApiResult<ListOutput> {
         req.check_fields(info)?;
         let prefix = info.list_prefix(ns);
-        let mut opts = ListOptions { limit: req.limit, ..Default::default() };
+        let mut opts = ListOptions {
+            limit: req.limit,
+            ..Default::default()
+        };
         if let Some(token) = req.continue_token.as_deref().filter(|t| !t.is_empty()) {
-            if req.resource_version.as_deref().is_some_and(|rv| !rv.is_empty()) {
-                return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            if req
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| !rv.is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
             }
             let (rv, start) = decode_continue(token)?;
             opts.revision = Some(rv);
@@ -107,17 +132,36 @@ impl Store {
             match req.resource_version_match.as_deref() {
                 Some("Exact") => opts.revision = Some(rev),
                 Some("NotOlderThan") | None | Some("") => {
-                    let current = self.storage.current_revision().await.map_err(|e| ApiError::from_storage(e, info, ""))?;
+                    let current = self
+                        .storage
+                        .current_revision()
+                        .await
+                        .map_err(|e| ApiError::from_storage(e, info, ""))?;
                     if rev > current {
-                        return Err(ApiError::from_storage(StorageError::FutureRevision { requested: rev, current }, info, ""));
+                        return Err(ApiError::from_storage(
+                            StorageError::FutureRevision {
+                                requested: rev,
+                                current,
+                            },
+                            info,
+                            "",
+                        ));
                     }
                 }
                 Some(other) => {
-                    return Err(ApiError::bad_request(format!("unknown resourceVersionMatch value: {other}")));
+                    return Err(ApiError::bad_request(format!(
+                        "unknown resourceVersionMatch value: {other}"
+                    )));
                 }
             }
-        } else if req.resource_version_match.as_deref().is_some_and(|m| !m.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        } else if req
+            .resource_version_match
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         let filtered = req.label_selector.is_some() || req.field_selector.is_some();
         let want = req.limit.filter(|l| *l > 0);
@@ -131,7 +175,11 @@ impl Store {
                 Ok(p) => p,
                 Err(StorageError::Compacted { .. }) if req.continue_token.is_some() => {
                     let current = self.storage.current_revision().await.unwrap_or_default();
-                    let fresh = opts.start_after.as_deref().and_then(|k| k.strip_prefix(&prefix)).map(|s| encode_continue(current, s));
+                    let fresh = opts
+                        .start_after
+                        .as_deref()
+                        .and_then(|k| k.strip_prefix(&prefix))
+                        .map(|s| encode_continue(current, s));
                     let mut err = ApiError::gone(EXPIRED_CONTINUE);
                     if let Some(t) = fresh {
                         err = err.with_details(json!({})).with_continue(t);
@@ -158,18 +206,26 @@ impl Store {
             opts.limit = Some(limit - items.len());
         }
         let continue_token = match (want, &last_key) {
-            (Some(_), Some(k)) if remaining > 0 => Some(encode_continue(revision, k.strip_prefix(&prefix).unwrap_or(k))),
+            (Some(_), Some(k)) if remaining > 0 => Some(encode_continue(
+                revision,
+                k.strip_prefix(&prefix).unwrap_or(k),
+            )),
             _ => None,
         };
         let remaining = (continue_token.is_some() && !filtered).then_some(remaining as i64);
-        Ok(ListOutput { items, revision, continue_token, remaining })
+        Ok(ListOutput {
+            items,
+            revision,
+            continue_token,
+            remaining,
+        })
     }
 }
 
 impl ApiError {
     /// Attaches a fresh continue token to a 410 (as upstream's inconsistent-continue hint).
     pub fn with_continue(mut self, token: String) -> Self {
-        self.continue_token = Some(token);
+        self.continue_token = Some(token.into_boxed_str());
         self
     }
 }
@@ -181,7 +237,10 @@ mod tests {
     #[test]
     fn continue_token_round_trips_and_rejects_garbage() {
         let t = encode_continue(42, "default/foo");
-        assert_eq!(decode_continue(&t).unwrap(), (42, "default/foo".to_string()));
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "default/foo".to_string())
+        );
         assert_eq!(decode_continue("!!!").unwrap_err().code, 400);
         let evil = URL_SAFE_NO_PAD.encode(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../x"}"#);
         assert_eq!(decode_continue(&evil).unwrap_err().code, 400);

@@ -36,12 +36,18 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 pub fn set_resource_version(obj: &mut Value, rev: Revision) {
@@ -54,8 +60,9 @@ pub fn decode_stored(kv: &KeyValue) -> ApiResult<Value> {
 }
 
 pub fn decode_at(value: &Bytes, rev: Revision, key: &str) -> ApiResult<Value> {
-    let mut obj: Value = serde_json::from_slice(value)
-        .map_err(|e| ApiError::internal(format!("stored object at {key} is not valid JSON: {e}")))?;
+    let mut obj: Value = serde_json::from_slice(value).map_err(|e| {
+        ApiError::internal(format!("stored object at {key} is not valid JSON: {e}"))
+    })?;
     set_resource_version(&mut obj, rev);
     Ok(obj)
 }
@@ -67,7 +74,9 @@ pub fn encode_for_storage(obj: &Value) -> ApiResult<Bytes> {
         m.remove("resourceVersion");
         m.remove("selfLink");
     }
-    serde_json::to_vec(&obj).map(Bytes::from).map_err(ApiError::internal)
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
 }
 
 pub fn now_rfc3339() -> String {
@@ -88,8 +97,16 @@ pub fn spec_part(obj: &Value) -> Value {
 pub fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = *uuid::Uuid::new_v4().as_bytes();
-    let suffix: String = bytes.iter().take(5).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
+    let suffix: String = bytes
+        .iter()
+        .take(5)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
     let max_prefix = 63usize.saturating_sub(5);
-    let prefix = if prefix.len() > max_prefix { &prefix[..max_prefix] } else { prefix };
+    let prefix = if prefix.len() > max_prefix {
+        &prefix[..max_prefix]
+    } else {
+        prefix
+    };
     format!("{prefix}{suffix}")
 }

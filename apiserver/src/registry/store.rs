@@ -47,13 +47,24 @@ impl Store {
         }
     }
 
-    async fn check_namespace(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<()> {
-        let Some(ns) = ns.filter(|_| info.namespaced) else { return Ok(()) };
-        let Some(ns_info) = self.table.get("", "v1", "namespaces") else { return Ok(()) };
+    async fn check_namespace(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<()> {
+        let Some(ns) = ns.filter(|_| info.namespaced) else {
+            return Ok(());
+        };
+        let Some(ns_info) = self.table.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
         match self.storage.get(&ns_info.key(None, ns)).await {
             Ok(Some(kv)) => {
                 let obj = decode_stored(&kv)?;
-                if meta::is_deleting(&obj) || meta::str_at(&obj, "/status/phase") == Some("Terminating") {
+                if meta::is_deleting(&obj)
+                    || meta::str_at(&obj, "/status/phase") == Some("Terminating")
+                {
                     return Err(ApiError::namespace_terminating(info, name, ns));
                 }
                 Ok(())
@@ -74,15 +85,25 @@ impl Store {
         let strategy = info.strategy.clone();
         {
             let m = meta::meta_mut(&mut obj);
-            if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-                return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+            if m.get("resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|rv| !rv.is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "resourceVersion should not be set on objects to be created",
+                ));
             }
-            let has_name = m.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-            if !has_name {
-                if let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
-                    let generated = meta::generate_name(prefix);
-                    m.insert("name".into(), json!(generated));
-                }
+            let has_name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            let prefix = m
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty());
+            if let Some(prefix) = prefix.filter(|_| !has_name) {
+                let generated = meta::generate_name(prefix);
+                m.insert("name".into(), json!(generated));
             }
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
@@ -95,10 +116,11 @@ impl Store {
                 m.remove("generation");
             }
         }
-        if info.subresource("status").is_some() && !strategy.keeps_status_on_create() {
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+        if info.subresource("status").is_some()
+            && !strategy.keeps_status_on_create()
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
         }
         strategy.prepare_for_create(&mut obj);
         let name = meta::name(&obj).to_string();
@@ -123,14 +145,21 @@ impl Store {
         let rule = names::name_rule_for(&info.group, &info.plural);
         if name.is_empty() {
             let field = "metadata.name";
-            errs.push(FieldError::required(field, "name or generateName is required"));
+            errs.push(FieldError::required(
+                field,
+                "name or generateName is required",
+            ));
         } else {
             for msg in names::validate_name(rule, name) {
                 errs.push(FieldError::invalid("metadata.name", name, msg));
             }
         }
         errs.extend(info.strategy.validate(obj));
-        if errs.is_empty() { Ok(()) } else { Err(ApiError::invalid(info, name, &errs)) }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(info, name, &errs))
+        }
     }
 
     /// Guaranteed update: reads the current object, lets `apply` compute the new one,
@@ -154,7 +183,11 @@ impl Store {
         let key = info.key(ns, name);
         let strategy = info.strategy.clone();
         for _attempt in 0..64 {
-            let current = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info, name))?;
+            let current = self
+                .storage
+                .get(&key)
+                .await
+                .map_err(|e| ApiError::from_storage(e, info, name))?;
             let Some(current) = current else {
                 let obj = apply(None)?;
                 return self.create(info, ns, obj, opts).await.map(|o| (o, true));
@@ -180,7 +213,10 @@ impl Store {
                 && target == UpdateTarget::Main
                 && meta::spec_part(&new) != meta::spec_part(&old)
             {
-                let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+                let generation = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 meta::meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
             }
             self.validate(info, &new)?;
@@ -192,14 +228,22 @@ impl Store {
             let finished = meta::is_deleting(&new)
                 && meta::finalizers(&new).is_empty()
                 && !strategy.has_pending_finalizers(&new)
-                && !new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).is_some_and(|g| g > 0);
+                && new
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .is_none_or(|g| g <= 0);
             if opts.dry_run {
                 return Ok((new, false));
             }
             let result = if finished {
-                self.storage.delete(&key, Some(current.mod_revision)).await.map(|kv| kv.mod_revision)
+                self.storage
+                    .delete(&key, Some(current.mod_revision))
+                    .await
+                    .map(|kv| kv.mod_revision)
             } else {
-                self.storage.update(&key, encode_for_storage(&new)?, current.mod_revision).await
+                self.storage
+                    .update(&key, encode_for_storage(&new)?, current.mod_revision)
+                    .await
             };
             match result {
                 Ok(rev) => {
@@ -214,10 +258,23 @@ impl Store {
     }
 
     /// Keeps what an update of `target` must not change.
-    fn merge_system_fields(&self, info: &ResourceInfo, target: UpdateTarget, new: &mut Value, old: &Value) {
+    fn merge_system_fields(
+        &self,
+        info: &ResourceInfo,
+        target: UpdateTarget,
+        new: &mut Value,
+        old: &Value,
+    ) {
         let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
         let m = meta::meta_mut(new);
-        for key in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+        for key in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+        ] {
             match old_meta.get(key) {
                 Some(v) => m.insert(key.to_string(), v.clone()),
                 None => m.remove(key),
@@ -265,7 +322,12 @@ impl Store {
         let key = info.key(ns, name);
         let strategy = info.strategy.clone();
         for _attempt in 0..64 {
-            let Some(current) = self.storage.get(&key).await.map_err(|e| ApiError::from_storage(e, info, name))? else {
+            let Some(current) = self
+                .storage
+                .get(&key)
+                .await
+                .map_err(|e| ApiError::from_storage(e, info, name))?
+            else {
                 return Err(ApiError::not_found(info, name));
             };
             let old = decode_stored(&current)?;
@@ -277,7 +339,9 @@ impl Store {
                 Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                     finalizers.push("foregroundDeletion".into())
                 }
-                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                    finalizers.push("orphan".into())
+                }
                 _ => {}
             }
             if !finalizers.is_empty() {
@@ -290,11 +354,20 @@ impl Store {
                 let already = m.get("deletionTimestamp").is_some_and(|v| !v.is_null());
                 if !already {
                     let at = chrono::Utc::now() + chrono::Duration::seconds(grace.unwrap_or(0));
-                    m.insert("deletionTimestamp".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
-                    m.insert("deletionGracePeriodSeconds".into(), json!(grace.unwrap_or(0)));
+                    m.insert(
+                        "deletionTimestamp".into(),
+                        json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    );
+                    m.insert(
+                        "deletionGracePeriodSeconds".into(),
+                        json!(grace.unwrap_or(0)),
+                    );
                 } else if let Some(g) = grace {
                     // A shorter grace period may be requested later; never a longer one.
-                    let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(g);
+                    let cur = m
+                        .get("deletionGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(g);
                     m.insert("deletionGracePeriodSeconds".into(), json!(cur.min(g)));
                 }
                 if obj == old {
@@ -303,7 +376,11 @@ impl Store {
                 if opts.dry_run {
                     return Ok(DeleteOutcome::Pending(obj));
                 }
-                match self.storage.update(&key, encode_for_storage(&obj)?, current.mod_revision).await {
+                match self
+                    .storage
+                    .update(&key, encode_for_storage(&obj)?, current.mod_revision)
+                    .await
+                {
                     Ok(rev) => {
                         meta::set_resource_version(&mut obj, rev);
                         return Ok(DeleteOutcome::Pending(obj));
@@ -340,14 +417,21 @@ fn copy_field(new: &mut Value, old: &Value, field: &str) {
     }
 }
 
-fn check_preconditions(info: &ResourceInfo, name: &str, obj: &Value, opts: &DeleteOptions) -> ApiResult<()> {
+fn check_preconditions(
+    info: &ResourceInfo,
+    name: &str,
+    obj: &Value,
+    opts: &DeleteOptions,
+) -> ApiResult<()> {
     if let Some(uid) = &opts.precondition_uid {
         let actual = meta::str_at(obj, "/metadata/uid").unwrap_or("");
         if uid != actual {
             return Err(ApiError::conflict(
                 info,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             ));
         }
     }

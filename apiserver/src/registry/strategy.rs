@@ -104,12 +104,22 @@ impl Strategy for Pods {
     }
     fn graceful_delete_seconds(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         // Pods that never reached a node, or already finished, go at once.
-        let unscheduled = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty();
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let unscheduled = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty();
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if unscheduled || phase == "Succeeded" || phase == "Failed" {
             return None;
         }
-        let default = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        let default = obj
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30);
         Some(requested.unwrap_or(default)).filter(|s| *s > 0)
     }
 }
@@ -124,7 +134,11 @@ impl Strategy for Namespaces {
         self.apply_defaults(obj);
     }
     fn apply_defaults(&self, obj: &mut Value) {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
             if let Some(labels) = labels.as_object_mut() {
@@ -139,7 +153,9 @@ impl Strategy for Namespaces {
         obj["status"] = json!({ "phase": "Terminating" });
     }
     fn has_pending_finalizers(&self, obj: &Value) -> bool {
-        obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+        obj.pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
     }
 }
 
@@ -181,7 +197,9 @@ pub fn for_builtin(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("", "namespaces") => Arc::new(Namespaces),
         ("", "services") => Arc::new(Services),
         ("", "nodes") => Arc::new(KeepStatus),
-        ("", "endpoints" | "events" | "limitranges") | ("coordination.k8s.io", "leases") => Arc::new(CreateOnUpdate),
+        ("", "endpoints" | "events" | "limitranges") | ("coordination.k8s.io", "leases") => {
+            Arc::new(CreateOnUpdate)
+        }
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
         | ("", "replicationcontrollers" | "podtemplates")
         | ("batch", "jobs" | "cronjobs") => Arc::new(Workload),

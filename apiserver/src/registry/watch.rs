@@ -40,9 +40,10 @@ impl WatchEvent {
 
     pub fn revision(&self) -> Option<Revision> {
         match self {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
-                o.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok())
-            }
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok()),
             WatchEvent::Bookmark(rv, _) => Some(*rv),
             WatchEvent::Error(_) => None,
         }
@@ -60,16 +61,29 @@ pub struct WatchRequest {
 pub type WatchEvents = BoxStream<'static, WatchEvent>;
 
 impl Store {
-    pub async fn watch(&self, info: &ResourceInfo, ns: Option<&str>, req: WatchRequest) -> ApiResult<WatchEvents> {
+    pub async fn watch(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        req: WatchRequest,
+    ) -> ApiResult<WatchEvents> {
         req.list.check_fields(info)?;
         let rv = req.list.resource_version.as_deref().unwrap_or("");
         let initial = match req.send_initial_events {
             Some(true) => {
                 if req.list.resource_version_match.as_deref() != Some("NotOlderThan") {
-                    return Err(ApiError::invalid_watch("sendInitialEvents", "resourceVersionMatch", "NotOlderThan"));
+                    return Err(ApiError::invalid_watch(
+                        "sendInitialEvents",
+                        "resourceVersionMatch",
+                        "NotOlderThan",
+                    ));
                 }
                 if !req.allow_bookmarks {
-                    return Err(ApiError::invalid_watch("sendInitialEvents", "allowWatchBookmarks", "true"));
+                    return Err(ApiError::invalid_watch(
+                        "sendInitialEvents",
+                        "allowWatchBookmarks",
+                        "true",
+                    ));
                 }
                 true
             }
@@ -100,8 +114,13 @@ impl Store {
         let info = std::sync::Arc::new(info.clone());
         let stream = match self.storage.watch(&prefix, start) {
             Ok(s) => s,
-            Err(StorageError::Compacted { requested, compacted }) => {
-                let err = ApiError::gone(format!("too old resource version: {requested} ({compacted})"));
+            Err(StorageError::Compacted {
+                requested,
+                compacted,
+            }) => {
+                let err = ApiError::gone(format!(
+                    "too old resource version: {requested} ({compacted})"
+                ));
                 return Ok(futures::stream::iter([WatchEvent::Error(err.status())]).boxed());
             }
             Err(e) => return Err(ApiError::from_storage(e, &info, "")),
@@ -110,10 +129,18 @@ impl Store {
             let info = info.clone();
             let list = &req.list;
             let out = match item {
-                Err(StorageError::Compacted { requested, compacted }) => Some(WatchEvent::Error(
-                    ApiError::gone(format!("too old resource version: {requested} ({compacted})")).status(),
+                Err(StorageError::Compacted {
+                    requested,
+                    compacted,
+                }) => Some(WatchEvent::Error(
+                    ApiError::gone(format!(
+                        "too old resource version: {requested} ({compacted})"
+                    ))
+                    .status(),
                 )),
-                Err(e) => Some(WatchEvent::Error(ApiError::from_storage(e, &info, "").status())),
+                Err(e) => Some(WatchEvent::Error(
+                    ApiError::from_storage(e, &info, "").status(),
+                )),
                 Ok(ev) => translate(&info, list, ev),
             };
             futures::future::ready(out)
@@ -124,13 +151,20 @@ impl Store {
 }
 
 /// Turns one storage event into the watch event this watcher should see.
-fn translate(info: &ResourceInfo, list: &ListRequest, ev: crate::storage::Event) -> Option<WatchEvent> {
+fn translate(
+    info: &ResourceInfo,
+    list: &ListRequest,
+    ev: crate::storage::Event,
+) -> Option<WatchEvent> {
     let rev = ev.kv.mod_revision;
     let cur = match ev.kind {
         EventKind::Put => decode_at(&ev.kv.value, rev, &ev.kv.key).ok(),
         EventKind::Delete => None,
     };
-    let prev = ev.prev_value.as_ref().and_then(|v| decode_at(v, rev, &ev.kv.key).ok());
+    let prev = ev
+        .prev_value
+        .as_ref()
+        .and_then(|v| decode_at(v, rev, &ev.kv.key).ok());
     let cur_ok = cur.as_ref().is_some_and(|o| list.matches(info, o));
     let prev_ok = prev.as_ref().is_some_and(|o| list.matches(info, o));
     match (ev.kind, cur, prev) {

@@ -53,7 +53,14 @@ const fn x(
     all_category: bool,
     subresources: &'static [&'static str],
 ) -> Extra {
-    Extra { group, plural, short_names, all_category, subresources, storage: None }
+    Extra {
+        group,
+        plural,
+        short_names,
+        all_category,
+        subresources,
+        storage: None,
+    }
 }
 
 const EXTRAS: &[Extra] = &[
@@ -63,7 +70,10 @@ const EXTRAS: &[Extra] = &[
     x("", "events", &["ev"], false, &[]),
     x("", "limitranges", &["limits"], false, &[]),
     x("", "namespaces", &["ns"], false, &["finalize", "status"]),
-    Extra { storage: Some("minions"), ..x("", "nodes", &["no"], false, &["proxy", "status"]) },
+    Extra {
+        storage: Some("minions"),
+        ..x("", "nodes", &["no"], false, &["proxy", "status"])
+    },
     x("", "persistentvolumeclaims", &["pvc"], false, &["status"]),
     x("", "persistentvolumes", &["pv"], false, &["status"]),
     x(
@@ -71,42 +81,146 @@ const EXTRAS: &[Extra] = &[
         "pods",
         &["po"],
         true,
-        &["attach", "binding", "ephemeralcontainers", "eviction", "exec", "log", "portforward", "proxy", "resize", "status"],
+        &[
+            "attach",
+            "binding",
+            "ephemeralcontainers",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "proxy",
+            "resize",
+            "status",
+        ],
     ),
     x("", "podtemplates", &[], false, &[]),
-    x("", "replicationcontrollers", &["rc"], true, &["scale", "status"]),
+    x(
+        "",
+        "replicationcontrollers",
+        &["rc"],
+        true,
+        &["scale", "status"],
+    ),
     x("", "resourcequotas", &["quota"], false, &["status"]),
     x("", "serviceaccounts", &["sa"], false, &["token"]),
-    Extra { storage: Some("services/specs"), ..x("", "services", &["svc"], true, &["proxy", "status"]) },
+    Extra {
+        storage: Some("services/specs"),
+        ..x("", "services", &["svc"], true, &["proxy", "status"])
+    },
     Extra {
         storage: Some("apiregistration.k8s.io/apiservices"),
-        ..x("apiregistration.k8s.io", "apiservices", &[], false, &["status"])
+        ..x(
+            "apiregistration.k8s.io",
+            "apiservices",
+            &[],
+            false,
+            &["status"],
+        )
     },
     x("apps", "daemonsets", &["ds"], true, &["status"]),
-    x("apps", "deployments", &["deploy"], true, &["scale", "status"]),
+    x(
+        "apps",
+        "deployments",
+        &["deploy"],
+        true,
+        &["scale", "status"],
+    ),
     x("apps", "replicasets", &["rs"], true, &["scale", "status"]),
     x("apps", "statefulsets", &["sts"], true, &["scale", "status"]),
-    Extra { storage: Some("events.k8s.io/events"), ..x("events.k8s.io", "events", &["ev"], false, &[]) },
-    x("autoscaling", "horizontalpodautoscalers", &["hpa"], true, &["status"]),
+    Extra {
+        storage: Some("events.k8s.io/events"),
+        ..x("events.k8s.io", "events", &["ev"], false, &[])
+    },
+    x(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["hpa"],
+        true,
+        &["status"],
+    ),
     x("batch", "cronjobs", &["cj"], true, &["status"]),
     x("batch", "jobs", &[], true, &["status"]),
-    x("certificates.k8s.io", "certificatesigningrequests", &["csr"], false, &["approval", "status"]),
-    Extra { storage: Some("ingress"), ..x("networking.k8s.io", "ingresses", &["ing"], false, &["status"]) },
-    x("networking.k8s.io", "networkpolicies", &["netpol"], false, &[]),
+    x(
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        &["csr"],
+        false,
+        &["approval", "status"],
+    ),
+    Extra {
+        storage: Some("ingress"),
+        ..x(
+            "networking.k8s.io",
+            "ingresses",
+            &["ing"],
+            false,
+            &["status"],
+        )
+    },
+    x(
+        "networking.k8s.io",
+        "networkpolicies",
+        &["netpol"],
+        false,
+        &[],
+    ),
     x("networking.k8s.io", "ipaddresses", &["ip"], false, &[]),
     x("networking.k8s.io", "servicecidrs", &[], false, &["status"]),
-    x("policy", "poddisruptionbudgets", &["pdb"], false, &["status"]),
+    x(
+        "policy",
+        "poddisruptionbudgets",
+        &["pdb"],
+        false,
+        &["status"],
+    ),
     x("storage.k8s.io", "storageclasses", &["sc"], false, &[]),
-    x("storage.k8s.io", "volumeattachments", &[], false, &["status"]),
-    x("storage.k8s.io", "volumeattributesclasses", &["vac"], false, &[]),
-    x("admissionregistration.k8s.io", "validatingadmissionpolicies", &[], false, &["status"]),
+    x(
+        "storage.k8s.io",
+        "volumeattachments",
+        &[],
+        false,
+        &["status"],
+    ),
+    x(
+        "storage.k8s.io",
+        "volumeattributesclasses",
+        &["vac"],
+        false,
+        &[],
+    ),
+    x(
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicies",
+        &[],
+        false,
+        &["status"],
+    ),
     Extra {
         storage: Some("apiextensions.k8s.io/customresourcedefinitions"),
-        ..x("apiextensions.k8s.io", "customresourcedefinitions", &["crd", "crds"], false, &["status"])
+        ..x(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            &["crd", "crds"],
+            false,
+            &["status"],
+        )
     },
     x("scheduling.k8s.io", "priorityclasses", &["pc"], false, &[]),
-    x("flowcontrol.apiserver.k8s.io", "flowschemas", &[], false, &["status"]),
-    x("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations", &[], false, &["status"]),
+    x(
+        "flowcontrol.apiserver.k8s.io",
+        "flowschemas",
+        &[],
+        false,
+        &["status"],
+    ),
+    x(
+        "flowcontrol.apiserver.k8s.io",
+        "prioritylevelconfigurations",
+        &[],
+        false,
+        &["status"],
+    ),
     x("resource.k8s.io", "resourceclaims", &[], false, &["status"]),
 ];
 
@@ -116,26 +230,56 @@ const VERB_OVERRIDES: &[(&str, &str, &[&str])] = &[
     ("", "componentstatuses", &["get", "list"]),
     ("authentication.k8s.io", "tokenreviews", &["create"]),
     ("authentication.k8s.io", "selfsubjectreviews", &["create"]),
-    ("authorization.k8s.io", "localsubjectaccessreviews", &["create"]),
-    ("authorization.k8s.io", "selfsubjectaccessreviews", &["create"]),
-    ("authorization.k8s.io", "selfsubjectrulesreviews", &["create"]),
+    (
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        &["create"],
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        &["create"],
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        &["create"],
+    ),
     ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
 ];
 
 /// (kind, group, version, verbs) of each subresource name.
-fn subresource_facts(name: &str, kind: &str) -> (String, &'static str, &'static str, Vec<&'static str>) {
+fn subresource_facts(
+    name: &str,
+    kind: &str,
+) -> (String, &'static str, &'static str, Vec<&'static str>) {
     let rw = vec!["get", "patch", "update"];
     match name {
         "status" | "ephemeralcontainers" | "resize" | "approval" => (kind.to_string(), "", "", rw),
         "scale" => ("Scale".into(), "autoscaling", "v1", rw),
         "binding" => ("Binding".into(), "", "v1", vec!["create"]),
         "eviction" => ("Eviction".into(), "policy", "v1", vec!["create"]),
-        "token" => ("TokenRequest".into(), "authentication.k8s.io", "v1", vec!["create"]),
+        "token" => (
+            "TokenRequest".into(),
+            "authentication.k8s.io",
+            "v1",
+            vec!["create"],
+        ),
         "log" => ("Pod".into(), "", "", vec!["get"]),
         "exec" => ("PodExecOptions".into(), "", "", vec!["create", "get"]),
         "attach" => ("PodAttachOptions".into(), "", "", vec!["create", "get"]),
-        "portforward" => ("PodPortForwardOptions".into(), "", "", vec!["create", "get"]),
-        "proxy" => (format!("{kind}ProxyOptions"), "", "", vec!["create", "delete", "get", "patch", "update"]),
+        "portforward" => (
+            "PodPortForwardOptions".into(),
+            "",
+            "",
+            vec!["create", "get"],
+        ),
+        "proxy" => (
+            format!("{kind}ProxyOptions"),
+            "",
+            "",
+            vec!["create", "delete", "get", "patch", "update"],
+        ),
         "finalize" => (kind.to_string(), "", "", vec!["update"]),
         _ => (kind.to_string(), "", "", rw),
     }
@@ -243,7 +387,9 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
     let mut infos: Vec<ResourceInfo> = typed_resources()
         .into_iter()
         .map(|t| {
-            let extra = EXTRAS.iter().find(|e| e.group == t.group && e.plural == t.plural);
+            let extra = EXTRAS
+                .iter()
+                .find(|e| e.group == t.group && e.plural == t.plural);
             let verbs = VERB_OVERRIDES
                 .iter()
                 .find(|(g, p, _)| *g == t.group && *p == t.plural)
@@ -254,7 +400,13 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                 .iter()
                 .map(|name| {
                     let (kind, group, version, verbs) = subresource_facts(name, t.kind);
-                    Subresource { name, kind, group: group.to_string(), version: version.to_string(), verbs }
+                    Subresource {
+                        name,
+                        kind,
+                        group: group.to_string(),
+                        version: version.to_string(),
+                        verbs,
+                    }
                 })
                 .collect();
             let storage = extra.and_then(|e| e.storage).unwrap_or(t.plural);
@@ -262,11 +414,21 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                 group: t.group.to_string(),
                 version: t.version.to_string(),
                 kind: t.kind.to_string(),
-                list_kind: t.list_kind.map_or_else(|| format!("{}List", t.kind), str::to_string),
+                list_kind: t
+                    .list_kind
+                    .map_or_else(|| format!("{}List", t.kind), str::to_string),
                 plural: t.plural.to_string(),
                 singular: t.kind.to_ascii_lowercase(),
-                short_names: extra.map_or(&[][..], |e| e.short_names).iter().map(|s| s.to_string()).collect(),
-                categories: if extra.is_some_and(|e| e.all_category) { vec!["all".into()] } else { vec![] },
+                short_names: extra
+                    .map_or(&[][..], |e| e.short_names)
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                categories: if extra.is_some_and(|e| e.all_category) {
+                    vec!["all".into()]
+                } else {
+                    vec![]
+                },
                 namespaced: t.namespaced,
                 verbs,
                 subresources,
@@ -276,7 +438,12 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             }
         })
         .collect();
-    let order = |g: &str| GROUP_ORDER.iter().position(|o| *o == g).unwrap_or(GROUP_ORDER.len());
+    let order = |g: &str| {
+        GROUP_ORDER
+            .iter()
+            .position(|o| *o == g)
+            .unwrap_or(GROUP_ORDER.len())
+    };
     infos.sort_by(|a, b| (order(&a.group), &a.plural).cmp(&(order(&b.group), &b.plural)));
     infos
 }

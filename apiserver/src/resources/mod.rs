@@ -16,8 +16,16 @@ use crate::registry::strategy::Strategy;
 pub use builtin::builtin_resources;
 
 /// Verbs of an ordinary stored resource.
-pub const STANDARD_VERBS: &[&str] =
-    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// How a resource's objects are decoded and normalised.
 #[derive(Clone, Copy)]
@@ -75,12 +83,20 @@ impl std::fmt::Debug for ResourceInfo {
 
 impl ResourceInfo {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// The group-qualified resource name used in messages, e.g. `deployments.apps`.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     pub fn has_verb(&self, verb: &str) -> bool {
@@ -151,25 +167,41 @@ impl ResourceTable {
         let mut guard = self.inner.write();
         let mut tables = (**guard).clone_tables();
         tables.by_path.insert(
-            (info.group.clone(), info.version.clone(), info.plural.clone()),
+            (
+                info.group.clone(),
+                info.version.clone(),
+                info.plural.clone(),
+            ),
             info.clone(),
         );
         let group = match tables.groups.iter_mut().position(|g| g.name == info.group) {
             Some(i) => &mut tables.groups[i],
             None => {
-                tables.groups.push(Group { name: info.group.clone(), versions: Vec::new() });
+                tables.groups.push(Group {
+                    name: info.group.clone(),
+                    versions: Vec::new(),
+                });
                 let last = tables.groups.len() - 1;
                 &mut tables.groups[last]
             }
         };
-        match group.versions.iter_mut().find(|v| v.version == info.version) {
+        match group
+            .versions
+            .iter_mut()
+            .find(|v| v.version == info.version)
+        {
             Some(gv) => match gv.resources.iter_mut().find(|r| r.plural == info.plural) {
                 Some(existing) => *existing = info,
                 None => gv.resources.push(info),
             },
             None => {
-                group.versions.push(GroupVersion { version: info.version.clone(), resources: vec![info] });
-                group.versions.sort_by(|a, b| version_priority(&b.version).cmp(&version_priority(&a.version)));
+                group.versions.push(GroupVersion {
+                    version: info.version.clone(),
+                    resources: vec![info],
+                });
+                group.versions.sort_by(|a, b| {
+                    version_priority(&b.version).cmp(&version_priority(&a.version))
+                });
             }
         }
         *guard = Arc::new(tables);
@@ -179,7 +211,9 @@ impl ResourceTable {
     pub fn remove(&self, group: &str, version: &str, plural: &str) {
         let mut guard = self.inner.write();
         let mut tables = (**guard).clone_tables();
-        tables.by_path.remove(&(group.to_string(), version.to_string(), plural.to_string()));
+        tables
+            .by_path
+            .remove(&(group.to_string(), version.to_string(), plural.to_string()));
         for g in &mut tables.groups {
             if g.name == group {
                 for gv in &mut g.versions {
@@ -196,7 +230,10 @@ impl ResourceTable {
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
         let tables = self.inner.read().clone();
-        tables.by_path.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
+        tables
+            .by_path
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
     }
 
     /// Every group in discovery order.
@@ -205,30 +242,48 @@ impl ResourceTable {
     }
 
     pub fn group(&self, name: &str) -> Option<Group> {
-        self.inner.read().groups.iter().find(|g| g.name == name).cloned()
+        self.inner
+            .read()
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .cloned()
     }
 
     pub fn group_version(&self, group: &str, version: &str) -> Option<GroupVersion> {
-        self.group(group)?.versions.into_iter().find(|v| v.version == version)
+        self.group(group)?
+            .versions
+            .into_iter()
+            .find(|v| v.version == version)
     }
 
     /// Finds a resource by kind in a group-version (for bodies whose kind must match).
     pub fn by_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
-        self.group_version(group, version)?.resources.into_iter().find(|r| r.kind == kind)
+        self.group_version(group, version)?
+            .resources
+            .into_iter()
+            .find(|r| r.kind == kind)
     }
 }
 
 impl Tables {
     fn clone_tables(&self) -> Tables {
-        Tables { groups: self.groups.clone(), by_path: self.by_path.clone() }
+        Tables {
+            groups: self.groups.clone(),
+            by_path: self.by_path.clone(),
+        }
     }
 }
 
 /// Kubernetes version ordering: GA > beta > alpha, then by numbers.
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let Ok(major) = digits.parse::<u32>() else { return (0, 0, 0) };
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
     let tail = &rest[digits.len()..];
     if tail.is_empty() {
         return (3, major, 0);
@@ -265,11 +320,17 @@ mod tests {
         assert_eq!(pods.short_names, ["po"]);
         assert!(pods.subresource("status").is_some());
         let deploy = t.get("apps", "v1", "deployments").expect("deployments");
-        assert_eq!(deploy.subresource("scale").map(|s| s.kind.as_str()), Some("Scale"));
+        assert_eq!(
+            deploy.subresource("scale").map(|s| s.kind.as_str()),
+            Some("Scale")
+        );
         assert_eq!(deploy.categories, ["all"]);
         assert!(!t.get("", "v1", "namespaces").expect("ns").namespaced);
         assert_eq!(t.groups()[0].name, "");
         assert_eq!(t.groups()[1].name, "apiregistration.k8s.io");
-        assert_eq!(t.get("", "v1", "bindings").expect("bindings").verbs, ["create"]);
+        assert_eq!(
+            t.get("", "v1", "bindings").expect("bindings").verbs,
+            ["create"]
+        );
     }
 }

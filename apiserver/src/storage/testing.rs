@@ -30,7 +30,10 @@ pub async fn run_create_get(s: &dyn Storage) {
     assert_eq!(kv.value, b("one"));
     assert_eq!(kv.mod_revision, rev);
     assert_eq!(kv.create_revision, rev);
-    assert!(matches!(s.create("/t1/a", b("two")).await, Err(StorageError::AlreadyExists(_))));
+    assert!(matches!(
+        s.create("/t1/a", b("two")).await,
+        Err(StorageError::AlreadyExists(_))
+    ));
     assert!(s.get("/t1/missing").await.expect("get").is_none());
     assert!(s.current_revision().await.expect("rev") >= rev);
 }
@@ -43,31 +46,58 @@ pub async fn run_update_conflict(s: &dyn Storage) {
         Err(StorageError::Conflict { actual, .. }) => assert_eq!(actual, r2),
         other => panic!("expected conflict, got {other:?}"),
     }
-    assert!(matches!(s.update("/t2/missing", b("x"), 1).await, Err(StorageError::NotFound(_))));
+    assert!(matches!(
+        s.update("/t2/missing", b("x"), 1).await,
+        Err(StorageError::NotFound(_))
+    ));
     let kv = s.get("/t2/a").await.expect("get").expect("present");
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (b("v2"), r1, r2));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (b("v2"), r1, r2)
+    );
 }
 
 pub async fn run_delete_preconditions(s: &dyn Storage) {
     let r1 = s.create("/t3/a", b("v1")).await.expect("create");
-    assert!(matches!(s.delete("/t3/a", Some(r1 + 1000)).await, Err(StorageError::Conflict { .. })));
+    assert!(matches!(
+        s.delete("/t3/a", Some(r1 + 1000)).await,
+        Err(StorageError::Conflict { .. })
+    ));
     let gone = s.delete("/t3/a", Some(r1)).await.expect("delete");
     assert_eq!(gone.value, b("v1"));
     assert!(gone.mod_revision > r1);
     assert!(s.get("/t3/a").await.expect("get").is_none());
-    assert!(matches!(s.delete("/t3/a", None).await, Err(StorageError::NotFound(_))));
+    assert!(matches!(
+        s.delete("/t3/a", None).await,
+        Err(StorageError::NotFound(_))
+    ));
     // A deleted key can be created again, with a fresh create revision.
     let r3 = s.create("/t3/a", b("again")).await.expect("recreate");
-    assert_eq!(s.get("/t3/a").await.expect("get").expect("present").create_revision, r3);
+    assert_eq!(
+        s.get("/t3/a")
+            .await
+            .expect("get")
+            .expect("present")
+            .create_revision,
+        r3
+    );
 }
 
 pub async fn run_list_pagination_at_revision(s: &dyn Storage) {
     for i in 0..5 {
-        s.create(&format!("/t4/k{i}"), b(&i.to_string())).await.expect("create");
+        s.create(&format!("/t4/k{i}"), b(&i.to_string()))
+            .await
+            .expect("create");
     }
     s.create("/t4x/other", b("x")).await.expect("create");
     let page1 = s
-        .list("/t4/", ListOptions { limit: Some(2), ..Default::default() })
+        .list(
+            "/t4/",
+            ListOptions {
+                limit: Some(2),
+                ..Default::default()
+            },
+        )
         .await
         .expect("list");
     assert_eq!(page1.items.len(), 2);
@@ -108,7 +138,12 @@ pub async fn run_watch_from_revision(s: &dyn Storage) {
             .expect("event in time")
             .expect("stream open")
             .expect("event");
-        seen.push((ev.kind, ev.kv.mod_revision, ev.kv.value.clone(), ev.prev_value.clone()));
+        seen.push((
+            ev.kind,
+            ev.kv.mod_revision,
+            ev.kv.value.clone(),
+            ev.prev_value.clone(),
+        ));
     }
     assert_eq!(
         seen,
@@ -142,8 +177,14 @@ pub async fn run_concurrent_updates_serialize(s: Arc<dyn Storage>) {
             for _ in 0..10 {
                 loop {
                     let kv = s.get("/t6/counter").await.expect("get").expect("present");
-                    let n: u64 = std::str::from_utf8(&kv.value).expect("utf8").parse().expect("number");
-                    match s.update("/t6/counter", b(&(n + 1).to_string()), kv.mod_revision).await {
+                    let n: u64 = std::str::from_utf8(&kv.value)
+                        .expect("utf8")
+                        .parse()
+                        .expect("number");
+                    match s
+                        .update("/t6/counter", b(&(n + 1).to_string()), kv.mod_revision)
+                        .await
+                    {
                         Ok(_) => break,
                         Err(StorageError::Conflict { .. }) => continue,
                         Err(e) => panic!("update: {e}"),
@@ -165,9 +206,25 @@ pub async fn run_compaction(s: &dyn Storage) {
     let r2 = s.update("/t7/a", b("2"), r1).await.expect("update");
     s.compact(r2).await.expect("compact");
     assert!(s.compacted_revision() >= r2);
-    assert!(matches!(s.watch("/t7/", r1), Err(StorageError::Compacted { .. })));
-    let listed = s.list("/t7/", ListOptions { revision: Some(r1), ..Default::default() }).await;
+    assert!(matches!(
+        s.watch("/t7/", r1),
+        Err(StorageError::Compacted { .. })
+    ));
+    let listed = s
+        .list(
+            "/t7/",
+            ListOptions {
+                revision: Some(r1),
+                ..Default::default()
+            },
+        )
+        .await;
     assert!(matches!(listed, Err(StorageError::Compacted { .. })));
-    assert_eq!(s.get("/t7/a").await.expect("get").expect("present").value, b("2"));
-    let _stream = s.watch("/t7/", r2).expect("watch at compacted revision is allowed");
+    assert_eq!(
+        s.get("/t7/a").await.expect("get").expect("present").value,
+        b("2")
+    );
+    let _stream = s
+        .watch("/t7/", r2)
+        .expect("watch at compacted revision is allowed");
 }

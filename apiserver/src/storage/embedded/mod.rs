@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
 
@@ -72,7 +72,7 @@ impl State {
         self.keys.get(key).and_then(|v| v.last())
     }
 
-    fn visible<'a>(versions: &'a [Version], at: Revision) -> Option<&'a Version> {
+    fn visible(versions: &[Version], at: Revision) -> Option<&Version> {
         versions.iter().rev().find(|v| v.mod_revision <= at)
     }
 
@@ -119,7 +119,9 @@ impl State {
                 .rposition(|v| v.mod_revision <= compacted)
                 .unwrap_or(0);
             versions.drain(..keep_from);
-            !(versions.len() == 1 && versions[0].value.is_none() && versions[0].mod_revision <= compacted)
+            !(versions.len() == 1
+                && versions[0].value.is_none()
+                && versions[0].mod_revision <= compacted)
         });
     }
 
@@ -166,7 +168,11 @@ impl EmbeddedStore {
             history: VecDeque::new(),
         };
         for (key, create_revision, mod_revision, value) in snapshot.entries {
-            let version = Version { mod_revision, create_revision, value: Some(value) };
+            let version = Version {
+                mod_revision,
+                create_revision,
+                value: Some(value),
+            };
             state.keys.insert(key, vec![version]);
         }
         let log_path = dir.join(LOG_FILE);
@@ -185,11 +191,18 @@ impl EmbeddedStore {
             replayed += 1;
         }
         tracing::info!(dir = %dir.display(), revision = state.revision, keys = state.keys.len(), replayed, "embedded store opened");
-        let log_file = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
         let log_len = log_file.metadata()?.len();
         let (durable, _) = watch::channel(state.revision);
         let (tx, rx) = mpsc::channel();
-        let inner = Arc::new(Inner { state: RwLock::new(state), durable, log: tx });
+        let inner = Arc::new(Inner {
+            state: RwLock::new(state),
+            durable,
+            log: tx,
+        });
         let flusher = Flusher {
             inner: Arc::downgrade(&inner),
             dir: dir.to_path_buf(),
@@ -208,7 +221,8 @@ impl EmbeddedStore {
 
     /// Applies a write decided under the lock and waits until it is durable.
     async fn commit(&self, rx: oneshot::Receiver<Result<()>>) -> Result<()> {
-        rx.await.map_err(|_| StorageError::Unavailable("store flusher stopped".into()))?
+        rx.await
+            .map_err(|_| StorageError::Unavailable("store flusher stopped".into()))?
     }
 
     /// Assigns the next revision to `key`'s new value, under the caller's lock.
@@ -270,10 +284,16 @@ impl Storage for EmbeddedStore {
                 _ => durable,
             };
             if at < state.compacted {
-                return Err(StorageError::Compacted { requested: at, compacted: state.compacted });
+                return Err(StorageError::Compacted {
+                    requested: at,
+                    compacted: state.compacted,
+                });
             }
             if at > durable {
-                return Err(StorageError::FutureRevision { requested: at, current: durable });
+                return Err(StorageError::FutureRevision {
+                    requested: at,
+                    current: durable,
+                });
             }
             let start = match &opts.start_after {
                 Some(k) if k.as_str() >= prefix => Bound::Excluded(k.clone()),
@@ -286,7 +306,9 @@ impl Storage for EmbeddedStore {
                 if !key.starts_with(prefix) {
                     break;
                 }
-                let Some(v) = State::visible(versions, at) else { continue };
+                let Some(v) = State::visible(versions, at) else {
+                    continue;
+                };
                 let Some(value) = &v.value else { continue };
                 if items.len() < limit {
                     items.push(KeyValue {
@@ -299,7 +321,11 @@ impl Storage for EmbeddedStore {
                     remaining += 1;
                 }
             }
-            Ok(ListResult { items, revision: at, remaining })
+            Ok(ListResult {
+                items,
+                revision: at,
+                remaining,
+            })
         })();
         futures::future::ready(result).boxed()
     }
@@ -358,7 +384,11 @@ impl Storage for EmbeddedStore {
             let (kv, rx) = {
                 let mut state = self.inner.state.write();
                 let (value, create_revision) = match state.latest(key) {
-                    Some(Version { value: Some(value), mod_revision, create_revision }) => {
+                    Some(Version {
+                        value: Some(value),
+                        mod_revision,
+                        create_revision,
+                    }) => {
                         if let Some(expected) = expected.filter(|e| e != mod_revision) {
                             return Err(StorageError::Conflict {
                                 key: key.to_string(),
@@ -371,7 +401,12 @@ impl Storage for EmbeddedStore {
                     _ => return Err(StorageError::NotFound(key.to_string())),
                 };
                 let (revision, rx) = self.stage(&mut state, key, None, Some(create_revision))?;
-                let kv = KeyValue { key: key.to_string(), value, create_revision, mod_revision: revision };
+                let kv = KeyValue {
+                    key: key.to_string(),
+                    value,
+                    create_revision,
+                    mod_revision: revision,
+                };
                 (kv, rx)
             };
             self.commit(rx).await?;
@@ -383,7 +418,10 @@ impl Storage for EmbeddedStore {
     fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
         let compacted = self.inner.state.read().compacted;
         if after < compacted {
-            return Err(StorageError::Compacted { requested: after, compacted });
+            return Err(StorageError::Compacted {
+                requested: after,
+                compacted,
+            });
         }
         let cursor = WatchCursor {
             inner: Arc::downgrade(&self.inner),
@@ -482,7 +520,9 @@ impl Flusher {
                 p.record.encode_into(&mut buf);
             }
             let written = self.log.write_all(&buf).and_then(|()| self.log.sync_data());
-            let Some(inner) = self.inner.upgrade() else { return };
+            let Some(inner) = self.inner.upgrade() else {
+                return;
+            };
             match written {
                 Ok(()) => {
                     self.log_len += buf.len() as u64;
@@ -491,21 +531,25 @@ impl Flusher {
                     for p in batch {
                         let _ = p.done.send(Ok(()));
                     }
-                    if self.log_len > LOG_SNAPSHOT_THRESHOLD {
-                        if let Err(e) = self.snapshot(&inner, last) {
-                            tracing::error!(error = %e, "failed to snapshot the embedded store");
-                        }
+                    if self.log_len > LOG_SNAPSHOT_THRESHOLD
+                        && let Err(e) = self.snapshot(&inner, last)
+                    {
+                        tracing::error!(error = %e, "failed to snapshot the embedded store");
                     }
                 }
                 Err(e) => {
                     // The log is in an unknown state: refuse this and every later write.
                     tracing::error!(error = %e, "write-ahead log write failed; store is now read-only");
                     for p in batch {
-                        let _ = p.done.send(Err(StorageError::Unavailable(format!("write-ahead log: {e}"))));
+                        let _ = p.done.send(Err(StorageError::Unavailable(format!(
+                            "write-ahead log: {e}"
+                        ))));
                     }
                     drop(inner);
                     while let Ok(p) = rx.recv() {
-                        let _ = p.done.send(Err(StorageError::Unavailable("write-ahead log failed earlier".into())));
+                        let _ = p.done.send(Err(StorageError::Unavailable(
+                            "write-ahead log failed earlier".into(),
+                        )));
                     }
                     return;
                 }
@@ -520,7 +564,11 @@ impl Flusher {
         self.log.set_len(0)?;
         self.log.sync_all()?;
         self.log_len = 0;
-        tracing::info!(revision, keys = snapshot.entries.len(), "embedded store snapshot written, log truncated");
+        tracing::info!(
+            revision,
+            keys = snapshot.entries.len(),
+            "embedded store snapshot written, log truncated"
+        );
         Ok(())
     }
 }
@@ -531,7 +579,9 @@ pub fn restore_snapshot(snapshot_file: &Path, new_store_dir: &Path) -> Result<Re
         .ok_or_else(|| StorageError::NotFound(snapshot_file.display().to_string()))?;
     std::fs::create_dir_all(new_store_dir)?;
     if new_store_dir.join(LOG_FILE).exists() || new_store_dir.join(SNAPSHOT_FILE).exists() {
-        return Err(StorageError::AlreadyExists(new_store_dir.display().to_string()));
+        return Err(StorageError::AlreadyExists(
+            new_store_dir.display().to_string(),
+        ));
     }
     snapshot.write(&new_store_dir.join(SNAPSHOT_FILE))?;
     Ok(snapshot.revision)
@@ -554,15 +604,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (rev_a, rev_b) = {
             let store = EmbeddedStore::open(dir.path()).unwrap();
-            let a = store.create("/r/a", Bytes::from_static(b"1")).await.unwrap();
-            let b = store.update("/r/a", Bytes::from_static(b"2"), a).await.unwrap();
-            store.create("/r/c", Bytes::from_static(b"3")).await.unwrap();
+            let a = store
+                .create("/r/a", Bytes::from_static(b"1"))
+                .await
+                .unwrap();
+            let b = store
+                .update("/r/a", Bytes::from_static(b"2"), a)
+                .await
+                .unwrap();
+            store
+                .create("/r/c", Bytes::from_static(b"3"))
+                .await
+                .unwrap();
             store.delete("/r/c", None).await.unwrap();
             (a, b)
         };
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let kv = store.get("/r/a").await.unwrap().unwrap();
-        assert_eq!((kv.create_revision, kv.mod_revision, kv.value.as_ref()), (rev_a, rev_b, &b"2"[..]));
+        assert_eq!(
+            (kv.create_revision, kv.mod_revision, kv.value.as_ref()),
+            (rev_a, rev_b, &b"2"[..])
+        );
         assert!(store.get("/r/c").await.unwrap().is_none());
         let next = store.create("/r/d", Bytes::new()).await.unwrap();
         assert_eq!(next, 5);
@@ -573,10 +635,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = EmbeddedStore::open(dir.path()).unwrap();
-            store.create("/r/a", Bytes::from_static(b"1")).await.unwrap();
+            store
+                .create("/r/a", Bytes::from_static(b"1"))
+                .await
+                .unwrap();
             let snap = dir.path().join(SNAPSHOT_FILE);
             store.save_snapshot(&snap).unwrap();
-            store.create("/r/b", Bytes::from_static(b"2")).await.unwrap();
+            store
+                .create("/r/b", Bytes::from_static(b"2"))
+                .await
+                .unwrap();
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let list = store.list("/r/", ListOptions::default()).await.unwrap();

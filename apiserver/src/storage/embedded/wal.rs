@@ -28,7 +28,8 @@ pub(crate) struct Record {
 
 impl Record {
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
-        let mut payload = Vec::with_capacity(32 + self.key.len() + self.value.as_ref().map_or(0, |v| v.len()));
+        let mut payload =
+            Vec::with_capacity(32 + self.key.len() + self.value.as_ref().map_or(0, |v| v.len()));
         payload.push(if self.value.is_some() { 1 } else { 2 });
         payload.extend_from_slice(&self.revision.to_le_bytes());
         payload.extend_from_slice(&self.create_revision.to_le_bytes());
@@ -49,7 +50,12 @@ impl Record {
             2 => None,
             _ => return None,
         };
-        Some(Record { revision, create_revision, key, value })
+        Some(Record {
+            revision,
+            create_revision,
+            key,
+            value,
+        })
     }
 }
 
@@ -81,13 +87,19 @@ impl<'a> Cursor<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
     fn i64(&mut self) -> Option<i64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(i64::from_le_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes)
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
     }
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -156,8 +168,11 @@ impl Snapshot {
 
     pub(crate) fn decode(data: &[u8]) -> Result<Snapshot, StorageError> {
         let corrupt = |what: &str| StorageError::Corrupt(format!("snapshot: {what}"));
-        let body = data.strip_prefix(SNAPSHOT_MAGIC.as_slice()).ok_or_else(|| corrupt("bad magic"))?;
-        let (payload, end) = read_frame(body, 0).ok_or_else(|| corrupt("bad checksum or truncated"))?;
+        let body = data
+            .strip_prefix(SNAPSHOT_MAGIC.as_slice())
+            .ok_or_else(|| corrupt("bad magic"))?;
+        let (payload, end) =
+            read_frame(body, 0).ok_or_else(|| corrupt("bad checksum or truncated"))?;
         if end != body.len() {
             return Err(corrupt("trailing bytes"));
         }
@@ -212,8 +227,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.log");
         let recs = vec![
-            Record { revision: 1, create_revision: 1, key: "/a".into(), value: Some(Bytes::from_static(b"x")) },
-            Record { revision: 2, create_revision: 1, key: "/a".into(), value: None },
+            Record {
+                revision: 1,
+                create_revision: 1,
+                key: "/a".into(),
+                value: Some(Bytes::from_static(b"x")),
+            },
+            Record {
+                revision: 2,
+                create_revision: 1,
+                key: "/a".into(),
+                value: None,
+            },
         ];
         let mut buf = Vec::new();
         for r in &recs {
@@ -228,7 +253,10 @@ mod tests {
 
     #[test]
     fn snapshot_round_trip_and_corruption_detected() {
-        let snap = Snapshot { revision: 7, entries: vec![("/k".into(), 3, 7, Bytes::from_static(b"v"))] };
+        let snap = Snapshot {
+            revision: 7,
+            entries: vec![("/k".into(), 3, 7, Bytes::from_static(b"v"))],
+        };
         let mut data = snap.encode();
         assert_eq!(Snapshot::decode(&data).unwrap(), snap);
         let last = data.len() - 1;

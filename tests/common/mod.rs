@@ -1,0 +1,305 @@
+//! Shared harness for end-to-end tests: a real `ironkube` process on a free
+//! loopback port with its own data dir, and helpers to drive it with stock
+//! kubectl and the `kube` crate. Nothing here sleeps to synchronise: waits poll
+//! with a deadline.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KUBECTL_132: &str = "/usr/bin/kubectl";
+
+/// kubectl 1.34 as installed by `hack/install-kubectl.sh`.
+pub fn kubectl_134() -> PathBuf {
+    let dir = std::env::var("IRONKUBE_TOOLS_DIR").unwrap_or_else(|_| "/opt/ironkube-tools".into());
+    PathBuf::from(dir).join("bin/kubectl-1.34")
+}
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            dir,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts the process on the same data dir and port and waits until it serves.
+    pub fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_ironkube"))
+            .args(["server", "--data-dir"])
+            .arg(self.dir.path())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ironkube");
+        self.child = Some(child);
+        let url = format!("127.0.0.1:{}", self.port);
+        poll("server to serve /readyz", Duration::from_secs(30), || {
+            let ready = self.kubeconfig.exists()
+                && raw_get(&url, "/readyz").is_some_and(|b| b.contains("ok"));
+            ready.then_some(())
+        });
+    }
+
+    /// `kill -9`, no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn kubectl(&self, kubectl: &Path) -> Kubectl {
+        Kubectl {
+            bin: kubectl.to_path_buf(),
+            kubeconfig: self.kubeconfig.clone(),
+        }
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("config");
+        kube::Client::try_from(cfg).expect("client")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
+        self.kill9();
+    }
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket (no client library), for readiness.
+pub fn raw_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+pub struct Kubectl {
+    pub bin: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Kubectl {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBECTL_EXTERNAL_DIFF")
+            .args(args);
+        c
+    }
+
+    /// Runs kubectl; the result whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run kubectl"))
+    }
+
+    /// Runs kubectl with `stdin` as standard input.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("kubectl output"))
+    }
+
+    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.status, 0,
+            "kubectl {args:?} failed: {}{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let r = self.run_stdin(args, stdin);
+        assert_eq!(
+            r.status, 0,
+            "kubectl {args:?} failed: {}{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+}
+
+/// Splits kubectl table output into cells (columns are separated by two or more
+/// spaces) and replaces ages such as "0s" or "3m4s" with "<age>", so tables can be
+/// compared exactly whatever the timing.
+pub fn table(s: &str) -> Vec<Vec<String>> {
+    let is_age = |t: &str| {
+        !t.is_empty()
+            && t.chars().next().is_some_and(|c| c.is_ascii_digit())
+            && t.chars().all(|c| c.is_ascii_digit() || "smhdy".contains(c))
+            && t.chars().any(|c| "smhdy".contains(c))
+    };
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    if is_age(c) {
+                        "<age>".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `table` of an expected table written with single `|` separators.
+pub fn expect_table(rows: &[&str]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| r.split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+/// A response read by [`raw_request`].
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request over a fresh socket, with no client library in between:
+/// what goes on the wire is exactly what the test wrote.
+pub fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> RawResponse {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    // The server may answer (e.g. 413) before reading the whole body.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    RawResponse {
+        status,
+        headers: headers.to_string(),
+        body: body.to_string(),
+    }
+}
