@@ -23,7 +23,10 @@ const CLIENTS: usize = 32;
 const WATCHERS: usize = 100;
 
 fn scale(n: usize) -> usize {
-    let f: f64 = std::env::var("IRONKUBE_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let f: f64 = std::env::var("IRONKUBE_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((n as f64) * f).max(1.0) as usize
 }
 
@@ -42,8 +45,13 @@ impl Drop for ServerProcess {
 
 fn start_server() -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let bin = std::env::var("IRONKUBE_BIN").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/ironkube").to_string());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let bin = std::env::var("IRONKUBE_BIN").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/ironkube").to_string()
+    });
     let child = Command::new(bin)
         .args(["server", "--data-dir"])
         .arg(dir.path())
@@ -58,7 +66,11 @@ fn start_server() -> ServerProcess {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    ServerProcess { child, port, _dir: dir }
+    ServerProcess {
+        child,
+        port,
+        _dir: dir,
+    }
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -72,12 +84,22 @@ fn rss_mib(pid: u32) -> f64 {
     kb / 1024.0
 }
 
-async fn request(client: &HttpClient, method: &str, url: &str, body: Option<String>) -> (u16, Bytes) {
-    let mut b = hyper::Request::builder().method(method).uri(url).header("accept", "application/json");
+async fn request(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    body: Option<String>,
+) -> (u16, Bytes) {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("accept", "application/json");
     if body.is_some() {
         b = b.header("content-type", "application/json");
     }
-    let req = b.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("request");
+    let req = b
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request");
     let resp = client.request(req).await.expect("response");
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -136,7 +158,9 @@ where
 async fn main() {
     let server = start_server();
     let base = format!("http://127.0.0.1:{}", server.port);
-    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(CLIENTS + WATCHERS).build_http();
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CLIENTS + WATCHERS)
+        .build_http();
     let cm_url = format!("{base}/api/v1/namespaces/default/configmaps");
 
     // Creates: 10,000 small ConfigMaps (these also make the list and RSS data set).
@@ -151,7 +175,11 @@ async fn main() {
         }
     })
     .await;
-    println!("creates/s: {create_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} creates, {CLIENTS} clients)", ms(percentile(&create_lat, 0.5)), ms(percentile(&create_lat, 0.99)));
+    println!(
+        "creates/s: {create_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} creates, {CLIENTS} clients)",
+        ms(percentile(&create_lat, 0.5)),
+        ms(percentile(&create_lat, 0.99))
+    );
 
     let gets = scale(100_000);
     let (c, u) = (client.clone(), cm_url.clone());
@@ -163,7 +191,11 @@ async fn main() {
         }
     })
     .await;
-    println!("gets/s: {get_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({gets} gets, {CLIENTS} clients)", ms(percentile(&get_lat, 0.5)), ms(percentile(&get_lat, 0.99)));
+    println!(
+        "gets/s: {get_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({gets} gets, {CLIENTS} clients)",
+        ms(percentile(&get_lat, 0.5)),
+        ms(percentile(&get_lat, 0.99))
+    );
 
     let mut list_lat = Vec::new();
     for _ in 0..scale(30) {
@@ -174,14 +206,25 @@ async fn main() {
         assert!(body.len() > creates * 50);
     }
     list_lat.sort();
-    println!("list of {creates} ConfigMaps: p50 {:.1} ms  p99 {:.1} ms  ({} lists)", ms(percentile(&list_lat, 0.5)), ms(percentile(&list_lat, 0.99)), list_lat.len());
-    println!("server RSS with {creates} ConfigMaps: {:.1} MiB", rss_mib(server.child.id()));
+    println!(
+        "list of {creates} ConfigMaps: p50 {:.1} ms  p99 {:.1} ms  ({} lists)",
+        ms(percentile(&list_lat, 0.5)),
+        ms(percentile(&list_lat, 0.99)),
+        list_lat.len()
+    );
+    println!(
+        "server RSS with {creates} ConfigMaps: {:.1} MiB",
+        rss_mib(server.child.id())
+    );
 
     // Watch fan-out: 100 watchers, then updates; events delivered per second in total.
     let rv = {
         let (_, body) = request(&client, "GET", &format!("{cm_url}?limit=1"), None).await;
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        v["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string()
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string()
     };
     let updates = scale(2_000);
     let delivered = Arc::new(AtomicUsize::new(0));
@@ -191,12 +234,16 @@ async fn main() {
         let c = client.clone();
         let delivered = delivered.clone();
         watchers.push(tokio::spawn(async move {
-            let req = hyper::Request::get(url).body(Full::new(Bytes::new())).expect("req");
+            let req = hyper::Request::get(url)
+                .body(Full::new(Bytes::new()))
+                .expect("req");
             let mut body = c.request(req).await.expect("watch").into_body();
             let mut seen = 0usize;
             let mut partial = Vec::new();
             while seen < updates {
-                let Some(frame) = body.frame().await else { break };
+                let Some(frame) = body.frame().await else {
+                    break;
+                };
                 let Ok(frame) = frame else { break };
                 if let Some(data) = frame.data_ref() {
                     partial.extend_from_slice(data);
@@ -231,5 +278,8 @@ async fn main() {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let total = delivered.load(Ordering::Relaxed);
-    println!("watch fan-out: {:.0} events/s delivered to {WATCHERS} watchers ({total} events, {updates} updates, {elapsed:.2} s)", total as f64 / elapsed);
+    println!(
+        "watch fan-out: {:.0} events/s delivered to {WATCHERS} watchers ({total} events, {updates} updates, {elapsed:.2} s)",
+        total as f64 / elapsed
+    );
 }

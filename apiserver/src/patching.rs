@@ -17,27 +17,22 @@ pub enum PatchKind {
 pub fn apply(kind: PatchKind, info: &ResourceInfo, doc: &Value, patch: &Value) -> ApiResult<Value> {
     let result = match kind {
         PatchKind::Json => json_patch::apply(doc, patch),
-        PatchKind::Merge => {
-            if !patch.is_object() && !patch.is_null() {
-                Ok(patch.clone())
-            } else {
-                Ok(merge_patch::apply(doc, patch))
-            }
-        }
-        PatchKind::Strategic => {
-            let schema = merge_keys::builtin_schema(&info.group, &info.kind);
-            strategic::apply(doc, patch, schema.as_ref())
-        }
+        PatchKind::Merge => merge_patch::apply(doc, patch),
+        PatchKind::Strategic => match merge_keys::builtin_schema(&info.group, &info.kind) {
+            Some(schema) => strategic::apply(doc, patch, &schema),
+            None => Err(PatchError::strategic_unsupported()),
+        },
     };
     result.map_err(|e| patch_error(&e))
 }
 
 fn patch_error(e: &PatchError) -> ApiError {
-    match e.code() {
-        400 => ApiError::bad_request(e.to_string()),
-        409 => ApiError::new(409, "Conflict", e.to_string()),
-        422 => ApiError::new(422, "Invalid", e.to_string()),
-        500 => ApiError::internal(e),
-        code => ApiError::new(code, "BadRequest", e.to_string()),
+    let mut err = ApiError::new(e.code(), e.reason(), e.to_string());
+    if let Some(d) = e.details() {
+        err = err.with_details(d);
     }
+    if !e.detail().is_empty() && e.detail() != e.to_string() {
+        tracing::debug!(detail = %e.detail(), "patch rejected");
+    }
+    err
 }

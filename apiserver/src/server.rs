@@ -62,6 +62,26 @@ pub async fn bootstrap(store: &Store, table: &ResourceTable) -> Result<(), Serve
             Err(e) => return Err(e.into()),
         }
     }
+    // The API server's own Service, at the first address of the service range.
+    if let Some(svc) = table.get("", "v1", "services") {
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "clusterIP": crate::registry::service_ips::KUBERNETES_SERVICE_IP.to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                "sessionAffinity": "None", "type": "ClusterIP",
+            },
+        });
+        match store
+            .create(&svc, Some("default"), obj, &WriteOptions::default())
+            .await
+        {
+            Ok(_) => tracing::info!("created the kubernetes service"),
+            Err(e) if e.code == 409 || e.code == 422 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod defaults;
 pub mod list;
 pub mod meta;
+pub mod service_ips;
 pub mod store;
 pub mod strategy;
 pub mod watch;

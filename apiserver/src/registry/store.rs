@@ -130,13 +130,25 @@ impl Store {
             return Ok(obj);
         }
         let key = info.key(ns, &name);
-        let rev = self
-            .storage
-            .create(&key, encode_for_storage(&obj)?)
-            .await
-            .map_err(|e| ApiError::from_storage(e, info, &name))?;
-        meta::set_resource_version(&mut obj, rev);
-        Ok(obj)
+        strategy.before_create(self, &mut obj).await?;
+        let stored = match encode_for_storage(&obj) {
+            Ok(bytes) => self
+                .storage
+                .create(&key, bytes)
+                .await
+                .map_err(|e| ApiError::from_storage(e, info, &name)),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(rev) => {
+                meta::set_resource_version(&mut obj, rev);
+                Ok(obj)
+            }
+            Err(e) => {
+                strategy.after_delete(self, &obj).await;
+                Err(e)
+            }
+        }
     }
 
     fn validate(&self, info: &ResourceInfo, obj: &Value) -> ApiResult<()> {
@@ -248,6 +260,9 @@ impl Store {
             match result {
                 Ok(rev) => {
                     meta::set_resource_version(&mut new, rev);
+                    if finished {
+                        strategy.after_delete(self, &new).await;
+                    }
                     return Ok((new, false));
                 }
                 Err(StorageError::Conflict { .. }) if requested_rv.is_empty() => continue,
@@ -396,6 +411,7 @@ impl Store {
                 Ok(kv) => {
                     let mut gone = old;
                     meta::set_resource_version(&mut gone, kv.mod_revision);
+                    strategy.after_delete(self, &gone).await;
                     return Ok(DeleteOutcome::Deleted(gone));
                 }
                 Err(StorageError::Conflict { .. }) => continue,

@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::api_error::FieldError;
-use crate::registry::defaults;
+use crate::api_error::{ApiResult, FieldError};
+use crate::registry::store::Store;
+use crate::registry::{defaults, service_ips};
 
 pub trait Strategy: Send + Sync + 'static {
     /// Sets defaults and system-owned fields of a new object (status is already cleared
@@ -55,6 +58,22 @@ pub trait Strategy: Send + Sync + 'static {
     /// Whether kind-specific finalizers (a namespace's `spec.finalizers`) still hold the object.
     fn has_pending_finalizers(&self, _obj: &Value) -> bool {
         false
+    }
+
+    /// Allocates what a new object needs from other objects (a Service's cluster IP),
+    /// after validation and before the object is stored.
+    fn before_create<'a>(
+        &'a self,
+        _store: &'a Store,
+        _obj: &'a mut Value,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Releases what [`Strategy::before_create`] allocated, once the object is gone
+    /// (or its create failed).
+    fn after_delete<'a>(&'a self, _store: &'a Store, _obj: &'a Value) -> BoxFuture<'a, ()> {
+        futures::future::ready(()).boxed()
     }
 
     /// Called when a delete is requested, before finalizers are considered
@@ -168,6 +187,28 @@ impl Strategy for Services {
     }
     fn apply_defaults(&self, obj: &mut Value) {
         defaults::service(obj);
+    }
+    fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        // Allocated fields are kept when an update omits them (e.g. a re-applied manifest).
+        for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if obj.pointer(&format!("/spec/{field}")).is_none()
+                && let Some(v) = old.pointer(&format!("/spec/{field}"))
+                && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert(field.to_string(), v.clone());
+            }
+        }
+        self.apply_defaults(obj);
+    }
+    fn before_create<'a>(
+        &'a self,
+        store: &'a Store,
+        obj: &'a mut Value,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        service_ips::allocate(store, obj).boxed()
+    }
+    fn after_delete<'a>(&'a self, store: &'a Store, obj: &'a Value) -> BoxFuture<'a, ()> {
+        service_ips::release(store, obj).boxed()
     }
     fn returns_deleted_object(&self) -> bool {
         true
