@@ -24,6 +24,12 @@ enum Command {
     Server(ServerArgs),
     /// Run the API server alone.
     Apiserver(ServerArgs),
+    /// Run the controllers alone, against an API server.
+    ControllerManager {
+        /// Kubeconfig of the API server to talk to.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+    },
     /// Back up or restore the embedded store.
     Snapshot {
         #[command(subcommand)]
@@ -86,7 +92,16 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Runs the API server, and with `with_controllers` the controllers as its API clients.
+async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let kubeconfig = args
         .write_kubeconfig
@@ -97,7 +112,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig,
         compaction_interval: Duration::from_secs(args.compaction_interval_seconds.max(1)),
     };
-    apiserver::server::run(config, shutdown_signal())
+    let running = apiserver::server::start(config)
+        .await
+        .context("API server failed to start")?;
+    if with_controllers {
+        let client = client_from(&running.kubeconfig).await?;
+        tokio::spawn(controllers::run(client));
+    }
+    running
+        .serve(shutdown_signal())
         .await
         .context("API server failed")
 }
@@ -115,7 +138,15 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Server(args) | Command::Apiserver(args) => runtime.block_on(serve(args)),
+        Command::Server(args) => runtime.block_on(serve(args, true)),
+        Command::Apiserver(args) => runtime.block_on(serve(args, false)),
+        Command::ControllerManager { kubeconfig } => runtime.block_on(async move {
+            let client = client_from(&kubeconfig).await?;
+            tokio::select! {
+                () = controllers::run(client) => anyhow::bail!("controllers stopped"),
+                () = shutdown_signal() => Ok(()),
+            }
+        }),
         Command::Snapshot {
             command: SnapshotCommand::Restore { file, data_dir },
         } => {

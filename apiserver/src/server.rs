@@ -118,11 +118,16 @@ fn write_kubeconfig(path: &Path, listen: SocketAddr) -> Result<(), ServerError> 
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// Runs the API server until `shutdown` resolves.
-pub async fn run(
-    config: ServerConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
+/// A bound, bootstrapped API server, ready to serve.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub kubeconfig: PathBuf,
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+}
+
+/// Opens the store, bootstraps, binds and writes the kubeconfig.
+pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     let store_dir = config.data_dir.join("store");
     let storage: SharedStorage =
         Arc::new(
@@ -140,18 +145,41 @@ pub async fn run(
             addr: config.listen,
             source,
         })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,
     })?;
-    write_kubeconfig(&config.kubeconfig, local)?;
-    tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %local, "API server ready; admin kubeconfig written");
+    write_kubeconfig(&config.kubeconfig, addr)?;
+    tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %addr, "API server ready; admin kubeconfig written");
     tokio::spawn(compaction_loop(storage, config.compaction_interval));
     let app = Arc::new(App { store, table });
-    axum::serve(listener, endpoints::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve)
+    Ok(Running {
+        addr,
+        kubeconfig: config.kubeconfig,
+        listener,
+        app,
+    })
+}
+
+impl Running {
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        axum::serve(self.listener, endpoints::router(self.app))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve)
+    }
+}
+
+/// Runs the API server until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    start(config).await?.serve(shutdown).await
 }
 
 /// Every interval, compacts to the revision seen one interval ago (as upstream does with etcd).
