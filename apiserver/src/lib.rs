@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod patch;
 pub mod patching;
 pub mod printers;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

@@ -22,6 +22,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub kubeconfig: PathBuf,
+    pub extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -46,12 +47,18 @@ pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with extra `ironkube server` flags.
+    pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
             port: free_port(),
             kubeconfig: dir.path().join("admin.kubeconfig"),
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         s.spawn();
         s
@@ -73,6 +80,7 @@ impl Server {
             .args(["server", "--data-dir"])
             .arg(self.dir.path())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -262,6 +270,16 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// The value of a response header (first occurrence, case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
@@ -277,12 +295,36 @@ pub fn raw_request(
     content_type: &str,
     body: &[u8],
 ) -> RawResponse {
+    raw_request_with(
+        addr,
+        method,
+        path,
+        &[
+            ("Content-Type", content_type),
+            ("Accept", "application/json"),
+        ],
+        body,
+    )
+}
+
+/// [`raw_request`] with explicit headers.
+pub fn raw_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).expect("write head");
@@ -301,5 +343,51 @@ pub fn raw_request(
         status,
         headers: headers.to_string(),
         body: body.to_string(),
+    }
+}
+
+/// Newline-delimited JSON frames of a streaming response (a watch).
+pub struct JsonLines {
+    body: kube::client::Body,
+    buf: Vec<u8>,
+    pub status: u16,
+}
+
+/// Opens a GET whose response streams (e.g. `?watch=true`), through the `kube` client.
+pub async fn stream_get(client: &kube::Client, path: &str, accept: &str) -> JsonLines {
+    let req = http::Request::get(path)
+        .header("accept", accept)
+        .body(kube::client::Body::empty())
+        .expect("request");
+    let resp = client.send(req).await.expect("send");
+    JsonLines {
+        status: resp.status().as_u16(),
+        body: resp.into_body(),
+        buf: Vec::new(),
+    }
+}
+
+impl JsonLines {
+    /// The next frame, or `None` when the stream ended; panics after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<serde_json::Value> {
+        use http_body_util::BodyExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line).expect("frame is JSON"));
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .expect("frame before the deadline");
+            match frame {
+                Some(Ok(f)) => {
+                    if let Some(d) = f.data_ref() {
+                        self.buf.extend_from_slice(d);
+                    }
+                }
+                _ => return None,
+            }
+        }
     }
 }

@@ -115,6 +115,8 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     match essence.as_str() {
         "application/json" | "" | "*/*" => decode_json(body),
         "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
+        crate::protobuf::CONTENT_TYPE => crate::protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("failed to decode protobuf body: {e}"))),
         _ => Err(ApiError::unsupported_media_type(content_type, BODY_TYPES)),
     }
 }
