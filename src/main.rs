@@ -63,10 +63,20 @@ struct ServerArgs {
     compaction_interval_seconds: u64,
 }
 
+/// Whether this process runs as root (effective uid 0, read from /proc).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
 fn default_data_dir() -> PathBuf {
-    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::env::var("HOME").map(|h| h == "/root").unwrap_or(false);
-    if is_root {
+    if is_root() {
         return PathBuf::from("/var/lib/ironkube");
     }
     match std::env::var_os("HOME") {

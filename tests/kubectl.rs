@@ -121,6 +121,18 @@ fn scenario(kubectl: &Path, v134: bool) {
         k.ok(&["create", "-f", json.to_str().expect("path")]),
         "pod/p1 created\n"
     );
+    // kubectl's default strict validation reports an unknown field as upstream does.
+    let typo = dir.join("typo.yaml");
+    std::fs::write(&typo, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: demo\ndta:\n  a: b\n").expect("write");
+    let strict = k.run(&["create", "-f", typo.to_str().expect("path")]);
+    assert_eq!(strict.status, 1);
+    assert_eq!(
+        strict.stderr.trim(),
+        format!(
+            "Error from server (BadRequest): error when creating \"{}\": ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"dta\"",
+            typo.display()
+        )
+    );
     let again = k.run(&["create", "-f", json.to_str().expect("path")]);
     assert_eq!(again.status, 1);
     assert_eq!(again.stderr.trim(), r#"Error from server (AlreadyExists): error when creating "PATH": pods "p1" already exists"#.replace("PATH", json.to_str().expect("path")));
