@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod discovery;
+pub mod filters;
 pub mod handlers;
 pub mod negotiate;
 pub mod openapi;
@@ -87,6 +88,10 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if info.namespace.is_some() && !resource.namespaced {
         return ApiError::no_route().into_response();
     }
+    let authorized = filters::authenticate(&parts.headers).and_then(|user| filters::authorize(&user, &info));
+    if let Err(e) = authorized {
+        return e.into_response();
+    }
     let span = tracing::debug_span!("request", verb = info.verb, resource = %resource.qualified(), namespace = ?info.namespace, name = ?info.name);
     if info.verb == "watch" && websocket::is_upgrade(&parts.headers) {
         let ws =
@@ -122,4 +127,62 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         HeaderValue::from_static(""),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::strategy::Generic;
+    use crate::resources::{ResourceInfo, STANDARD_VERBS};
+    use crate::storage::embedded::EmbeddedStore;
+    use tower::ServiceExt;
+
+    /// A resource added to the table at runtime is served by the same handlers,
+    /// and appears in discovery, without any route being registered for it.
+    #[tokio::test]
+    async fn resources_added_at_runtime_are_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let table = ResourceTable::with_builtins();
+        let store = Store::new(storage, table.clone());
+        crate::server::bootstrap(&store, &table).await.expect("bootstrap");
+        let app = Arc::new(App { store, table: table.clone() });
+        table.add(ResourceInfo {
+            group: "example.com".into(),
+            version: "v1".into(),
+            kind: "Widget".into(),
+            list_kind: "WidgetList".into(),
+            plural: "widgets".into(),
+            singular: "widget".into(),
+            short_names: vec!["wd".into()],
+            categories: vec![],
+            namespaced: true,
+            verbs: STANDARD_VERBS.to_vec(),
+            subresources: vec![],
+            storage_prefix: "/registry/example.com/widgets".into(),
+            codec: None,
+            strategy: Arc::new(Generic),
+        });
+        let body = r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":{"size":3}}"#;
+        let req = Request::post("/apis/example.com/v1/namespaces/default/widgets")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        let resp = router(app.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let req = Request::get("/apis/example.com/v1/namespaces/default/widgets/w1").body(Body::empty()).expect("request");
+        let resp = router(app.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["spec"]["size"], 3, "unknown-schema objects are kept as sent");
+        let req = Request::get("/apis/example.com/v1").body(Body::empty()).expect("request");
+        let resp = router(app.clone()).oneshot(req).await.expect("response");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["resources"][0]["shortNames"], serde_json::json!(["wd"]));
+        table.remove("example.com", "v1", "widgets");
+        let req = Request::get("/apis/example.com/v1/namespaces/default/widgets/w1").body(Body::empty()).expect("request");
+        assert_eq!(router(app).oneshot(req).await.expect("response").status(), StatusCode::NOT_FOUND);
+    }
 }
