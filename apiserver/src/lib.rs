@@ -9,6 +9,7 @@
 
 pub mod api_error;
 pub mod endpoints;
+pub mod managed;
 pub mod patch;
 pub mod patching;
 pub mod printers;

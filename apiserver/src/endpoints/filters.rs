@@ -18,7 +18,10 @@ pub struct UserInfo {
 
 /// Authenticates the request (no authenticator is configured yet: the admin user).
 pub fn authenticate(_headers: &HeaderMap) -> ApiResult<UserInfo> {
-    Ok(UserInfo { name: "kubernetes-admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] })
+    Ok(UserInfo {
+        name: "kubernetes-admin".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+    })
 }
 
 /// Authorizes `user` for the request's attributes (verb, resource, namespace, name).

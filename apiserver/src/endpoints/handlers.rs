@@ -63,9 +63,16 @@ impl Call<'_> {
                 )));
             }
         };
+        let user_agent = self
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         Ok(WriteOptions {
             dry_run,
             field_manager: self.q("fieldManager").map(str::to_string),
+            user_agent,
+            apply: false,
         })
     }
     fn decode(&self) -> ApiResult<super::decode::Decoded> {
@@ -299,6 +306,24 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
         .unwrap_or("")
         .trim()
         .to_string();
+    let force = match call.q("force") {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid force value: {other}"
+            )));
+        }
+    };
+    if essence == "application/apply-patch+yaml" {
+        return server_side_apply(call, target, opts, validation, force).await;
+    }
+    if force {
+        return Err(ApiError::invalid_patch_options(
+            "force",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
+    }
     let patch_type = match essence.as_str() {
         "application/json-patch+json" => patch::PatchKind::Json,
         "application/merge-patch+json" => patch::PatchKind::Merge,
@@ -351,6 +376,92 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
         &obj,
         &warnings,
     )
+}
+
+/// `application/apply-patch+yaml`: server-side apply of the body as a configuration.
+async fn server_side_apply(
+    call: Call<'_>,
+    target: UpdateTarget,
+    mut opts: WriteOptions,
+    validation: FieldValidation,
+    force: bool,
+) -> ApiResult<Response> {
+    let output = call.output()?;
+    let manager = match opts.field_manager.as_deref() {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => {
+            return Err(ApiError::invalid_patch_options(
+                "fieldManager",
+                "Required value: is required for apply patch",
+            ));
+        }
+    };
+    opts.apply = true;
+    let raw = negotiate::decode_yaml(&call.body)?;
+    if !raw.is_object() {
+        return Err(ApiError::bad_request(
+            "the applied configuration must be an object",
+        ));
+    }
+    let bytes = serde_json::to_vec(&raw).unwrap_or_default();
+    let decoded = decode_object(&call.info, raw.clone(), Some(&bytes), validation)?;
+    let config = keep_known(&raw, &decoded.object);
+    let name = call.name().to_string();
+    if meta::name(&config) != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta::name(&config)
+        )));
+    }
+    let mut config = config;
+    check_namespace_of_body(&call, &mut config)?;
+    let info = call.info.clone();
+    let scope = crate::managed::Scope::of(&info, target == UpdateTarget::Status);
+    let (obj, created) = call
+        .app
+        .store
+        .update(&call.info, call.ns(), &name, target, &opts, |current| {
+            let merged = crate::managed::apply(&info, scope, &manager, force, current, &config)?;
+            let mut normalised =
+                decode_object(&info, merged, None, FieldValidation::Ignore)?.object;
+            if let Some(cur) = current {
+                // The write is pinned only by a resourceVersion in the configuration.
+                if meta::resource_version(&config).is_empty() {
+                    meta::meta_mut(&mut normalised).remove("resourceVersion");
+                }
+                let _ = cur;
+            }
+            Ok(normalised)
+        })
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        status,
+        &obj,
+        &decoded.warnings,
+    )
+}
+
+/// `raw` without the fields that decoding into the typed object dropped (unknown fields).
+fn keep_known(raw: &Value, known: &Value) -> Value {
+    match (raw, known) {
+        (Value::Object(r), Value::Object(k)) => Value::Object(
+            r.iter()
+                .filter_map(|(key, v)| k.get(key).map(|kv| (key.clone(), keep_known(v, kv))))
+                .collect(),
+        ),
+        (Value::Array(r), Value::Array(k)) if r.len() == k.len() => {
+            Value::Array(r.iter().zip(k).map(|(a, b)| keep_known(a, b)).collect())
+        }
+        _ => raw.clone(),
+    }
 }
 
 fn delete_options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
@@ -749,6 +860,15 @@ impl ApiError {
             format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
         )
         .with_details(json!({"group": "meta.k8s.io", "kind": "DeleteOptions"}))
+    }
+
+    fn invalid_patch_options(field: &str, what: &str) -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {what}"),
+        )
+        .with_details(json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValue", "message": what, "field": field}]}))
     }
 
     fn invalid_scale(name: &str, replicas: i64) -> ApiError {

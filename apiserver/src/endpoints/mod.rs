@@ -88,7 +88,8 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if info.namespace.is_some() && !resource.namespaced {
         return ApiError::no_route().into_response();
     }
-    let authorized = filters::authenticate(&parts.headers).and_then(|user| filters::authorize(&user, &info));
+    let authorized =
+        filters::authenticate(&parts.headers).and_then(|user| filters::authorize(&user, &info));
     if let Err(e) = authorized {
         return e.into_response();
     }
@@ -145,8 +146,13 @@ mod tests {
         let storage = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let table = ResourceTable::with_builtins();
         let store = Store::new(storage, table.clone());
-        crate::server::bootstrap(&store, &table).await.expect("bootstrap");
-        let app = Arc::new(App { store, table: table.clone() });
+        crate::server::bootstrap(&store, &table)
+            .await
+            .expect("bootstrap");
+        let app = Arc::new(App {
+            store,
+            table: table.clone(),
+        });
         table.add(ResourceInfo {
             group: "example.com".into(),
             version: "v1".into(),
@@ -170,19 +176,35 @@ mod tests {
             .expect("request");
         let resp = router(app.clone()).oneshot(req).await.expect("response");
         assert_eq!(resp.status(), StatusCode::CREATED);
-        let req = Request::get("/apis/example.com/v1/namespaces/default/widgets/w1").body(Body::empty()).expect("request");
+        let req = Request::get("/apis/example.com/v1/namespaces/default/widgets/w1")
+            .body(Body::empty())
+            .expect("request");
         let resp = router(app.clone()).oneshot(req).await.expect("response");
         assert_eq!(resp.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
         let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
-        assert_eq!(v["spec"]["size"], 3, "unknown-schema objects are kept as sent");
-        let req = Request::get("/apis/example.com/v1").body(Body::empty()).expect("request");
+        assert_eq!(
+            v["spec"]["size"], 3,
+            "unknown-schema objects are kept as sent"
+        );
+        let req = Request::get("/apis/example.com/v1")
+            .body(Body::empty())
+            .expect("request");
         let resp = router(app.clone()).oneshot(req).await.expect("response");
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
         let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(v["resources"][0]["shortNames"], serde_json::json!(["wd"]));
         table.remove("example.com", "v1", "widgets");
-        let req = Request::get("/apis/example.com/v1/namespaces/default/widgets/w1").body(Body::empty()).expect("request");
-        assert_eq!(router(app).oneshot(req).await.expect("response").status(), StatusCode::NOT_FOUND);
+        let req = Request::get("/apis/example.com/v1/namespaces/default/widgets/w1")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(
+            router(app).oneshot(req).await.expect("response").status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

@@ -16,6 +16,27 @@ pub use store::{Store, UpdateTarget};
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
+    /// The client's User-Agent, whose product name is the manager of an update
+    /// that names none (as upstream).
+    pub user_agent: Option<String>,
+    /// The write is a server-side apply that computed `managedFields` itself.
+    pub apply: bool,
+}
+
+impl WriteOptions {
+    /// The field manager of an `Update`.
+    pub fn manager(&self) -> String {
+        if let Some(m) = self.field_manager.as_deref().filter(|m| !m.is_empty()) {
+            return m.to_string();
+        }
+        let agent = self.user_agent.as_deref().unwrap_or("");
+        let product = agent.split('/').next().unwrap_or("").trim();
+        if product.is_empty() {
+            "unknown".to_string()
+        } else {
+            product.chars().take(128).collect()
+        }
+    }
 }
 
 /// Options of a delete (query parameters and the `DeleteOptions` body, merged).

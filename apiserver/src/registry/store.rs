@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::meta::{self, decode_stored, encode_for_storage};
 use super::{DeleteOptions, DeleteOutcome, WriteOptions};
 use crate::api_error::{ApiError, ApiResult, FieldError};
+use crate::managed;
 use crate::resources::{ResourceInfo, ResourceTable};
 use crate::storage::{SharedStorage, StorageError};
 use crate::validation::names;
@@ -125,6 +126,15 @@ impl Store {
         strategy.prepare_for_create(&mut obj);
         let name = meta::name(&obj).to_string();
         self.validate(info, &obj)?;
+        if !opts.apply {
+            managed::track_update(
+                info,
+                managed::Scope::of(info, false),
+                &opts.manager(),
+                None,
+                &mut obj,
+            )?;
+        }
         self.check_namespace(info, ns, &name).await?;
         if opts.dry_run {
             return Ok(obj);
@@ -232,6 +242,15 @@ impl Store {
                 meta::meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
             }
             self.validate(info, &new)?;
+            if new.pointer("/metadata/managedFields").is_none()
+                && let Some(mf) = old.pointer("/metadata/managedFields")
+            {
+                meta::meta_mut(&mut new).insert("managedFields".into(), mf.clone());
+            }
+            if !opts.apply {
+                let scope = managed::Scope::of(info, target == UpdateTarget::Status);
+                managed::track_update(info, scope, &opts.manager(), Some(&old), &mut new)?;
+            }
             meta::set_resource_version(&mut new, current.mod_revision);
             if new == old {
                 return Ok((old, false));
