@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-stop setup for building and testing ironkube on Debian 12 (run as root):
 #   - build tools from Debian: build-essential, pkg-config, curl,
-#     ca-certificates, unzip
+#     ca-certificates, unzip, protobuf-compiler + libprotobuf-dev (etcd-client build)
 #   - kubectl 1.34/1.32 + Helm 4/3 into $TOOLS_DIR (hack/install-kubectl.sh)
 #   - etcd + etcdctl from Debian, service disabled (hack/install-etcd.sh)
 # Idempotent; apt-get update runs at most once, and only if something is
@@ -13,7 +13,7 @@ HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib.sh
 source "${HACK_DIR}/lib.sh"
 
-BUILD_PKGS=(build-essential pkg-config curl ca-certificates unzip)
+BUILD_PKGS=(build-essential pkg-config curl ca-certificates unzip protobuf-compiler libprotobuf-dev)
 
 ensure_apt "${BUILD_PKGS[@]}"
 # Child scripts inherit IRONKUBE_APT_UPDATED, so apt-get update stays single.

@@ -11,6 +11,7 @@
 //! Storage errors become API `Status` errors in one place, `crate::api_error`.
 
 pub mod embedded;
+pub mod etcd;
 pub mod testing;
 
 use std::sync::Arc;
