@@ -58,9 +58,57 @@ struct ServerArgs {
     /// Where to write the admin kubeconfig (default DATA_DIR/admin.kubeconfig).
     #[arg(long)]
     write_kubeconfig: Option<PathBuf>,
-    /// How often old revisions are compacted, in seconds.
+    /// How often old revisions are compacted, in seconds (embedded store; 0: never).
     #[arg(long, default_value_t = 300)]
     compaction_interval_seconds: u64,
+    /// Store objects in etcd at these client URLs (comma-separated) instead of the embedded store.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    /// CA bundle to verify etcd with.
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long)]
+    etcd_keyfile: Option<PathBuf>,
+    /// How often etcd is compacted, as a Go duration (e.g. 5m, 30s; 0 disables).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    etcd_compaction_interval: Duration,
+}
+
+/// A Go-style duration: a sequence of numbers with units h, m, s, ms (e.g. `1h30m`, `5m`, `0`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let secs = match unit {
+            "h" => n * 3600.0,
+            "m" => n * 60.0,
+            "s" => n,
+            "ms" => n / 1000.0,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
+        };
+        total += Duration::from_secs_f64(secs);
+        rest = next;
+    }
+    Ok(total)
 }
 
 /// Whether this process runs as root (effective uid 0, read from /proc).
@@ -120,8 +168,24 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
         data_dir,
         listen: args.listen,
         kubeconfig,
-        compaction_interval: Duration::from_secs(args.compaction_interval_seconds.max(1)),
+        compaction_interval: None,
+        etcd: None,
     };
+    let mut config = config;
+    if args.etcd_servers.is_empty() {
+        config.compaction_interval = (args.compaction_interval_seconds > 0)
+            .then(|| Duration::from_secs(args.compaction_interval_seconds));
+    } else {
+        config.etcd = Some(apiserver::storage::etcd::EtcdConfig {
+            endpoints: args.etcd_servers.clone(),
+            prefix: args.etcd_prefix.clone(),
+            ca_file: args.etcd_cafile.clone(),
+            cert_file: args.etcd_certfile.clone(),
+            key_file: args.etcd_keyfile.clone(),
+        });
+        config.compaction_interval =
+            (!args.etcd_compaction_interval.is_zero()).then_some(args.etcd_compaction_interval);
+    }
     let running = apiserver::server::start(config)
         .await
         .context("API server failed to start")?;

@@ -54,7 +54,10 @@ fn deleted(what: &str, ns: &str, v134: bool) -> String {
 }
 
 fn scenario(kubectl: &Path, v134: bool) {
-    let server = Server::start();
+    scenario_on(kubectl, v134, Server::start());
+}
+
+fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
     let k = server.kubectl(kubectl);
     let dir = server.data_dir().to_path_buf();
 
@@ -593,6 +596,15 @@ fn make_executable(path: &Path) {
 #[test]
 fn kubectl_1_32_everyday_commands() {
     scenario(Path::new(common::KUBECTL_132), false);
+}
+
+/// The same scenario with the server storing objects in a real etcd.
+#[test]
+fn kubectl_1_34_everyday_commands_on_etcd() {
+    let etcd = common::Etcd::start();
+    let server = Server::start_with(&["--etcd-servers", &etcd.url()]);
+    scenario_on(&kubectl_134(), true, server);
+    drop(etcd);
 }
 
 #[test]

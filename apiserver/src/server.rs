@@ -13,13 +13,17 @@ use crate::registry::{Store, WriteOptions};
 use crate::resources::ResourceTable;
 use crate::storage::SharedStorage;
 use crate::storage::embedded::EmbeddedStore;
+use crate::storage::etcd::{EtcdConfig, EtcdStore};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub kubeconfig: PathBuf,
-    pub compaction_interval: Duration,
+    /// How often old revisions are compacted (`None`: never).
+    pub compaction_interval: Option<Duration>,
+    /// Store objects in etcd instead of the embedded store.
+    pub etcd: Option<EtcdConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,11 @@ pub enum ServerError {
     #[error("opening the store in {dir}: {source}")]
     Store {
         dir: PathBuf,
+        source: crate::storage::StorageError,
+    },
+    #[error("connecting to etcd at {endpoints}: {source}")]
+    Etcd {
+        endpoints: String,
         source: crate::storage::StorageError,
     },
     #[error("binding {addr}: {source}")]
@@ -129,13 +138,21 @@ pub struct Running {
 /// Opens the store, bootstraps, binds and writes the kubeconfig.
 pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     let store_dir = config.data_dir.join("store");
-    let storage: SharedStorage =
-        Arc::new(
+    let storage: SharedStorage = match config.etcd.clone() {
+        Some(etcd) => {
+            let endpoints = etcd.endpoints.join(",");
+            let store = EtcdStore::connect(etcd)
+                .await
+                .map_err(|source| ServerError::Etcd { endpoints, source })?;
+            Arc::new(store)
+        }
+        None => Arc::new(
             EmbeddedStore::open(&store_dir).map_err(|source| ServerError::Store {
                 dir: store_dir.clone(),
                 source,
             })?,
-        );
+        ),
+    };
     let table = ResourceTable::with_builtins();
     let store = Store::new(storage.clone(), table.clone());
     bootstrap(&store, &table).await?;
@@ -151,7 +168,9 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     })?;
     write_kubeconfig(&config.kubeconfig, addr)?;
     tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %addr, "API server ready; admin kubeconfig written");
-    tokio::spawn(compaction_loop(storage, config.compaction_interval));
+    if let Some(interval) = config.compaction_interval {
+        tokio::spawn(compaction_loop(storage, interval));
+    }
     let app = Arc::new(App { store, table });
     Ok(Running {
         addr,

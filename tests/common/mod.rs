@@ -391,3 +391,84 @@ impl JsonLines {
         }
     }
 }
+
+/// A real etcd (Debian's `etcd`) on free loopback ports with its own data dir.
+pub struct Etcd {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let mut e = Etcd {
+            child: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            peer_port: free_port(),
+        };
+        e.spawn();
+        e
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts etcd on the same data dir and ports, waiting until it answers.
+    pub fn spawn(&mut self) {
+        let bin = std::env::var("IRONKUBE_ETCD").unwrap_or_else(|_| "/usr/bin/etcd".into());
+        assert!(
+            Path::new(&bin).exists(),
+            "etcd missing at {bin}: run hack/install-deps.sh"
+        );
+        let child = Command::new(&bin)
+            .args(["--name", "test", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &self.url(),
+                "--advertise-client-urls",
+                &self.url(),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", self.peer_port),
+            ])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{}", self.peer_port),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("test=http://127.0.0.1:{}", self.peer_port),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn etcd");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        poll("etcd to answer /health", Duration::from_secs(30), || {
+            raw_get(&addr, "/health")
+                .is_some_and(|b| {
+                    b.contains("\"health\":\"true\"") || b.contains("\"health\": \"true\"")
+                })
+                .then_some(())
+        });
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
