@@ -111,6 +111,31 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// This process's identity in leader elections: host name plus a random suffix.
+fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!(
+        "{}_{}",
+        if host.is_empty() { "ironkube" } else { host },
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// Election timing; `IRONKUBE_LEASE_DURATION_SECONDS` shortens it (tests of failover).
+fn election_timing() -> controllers::leader::Timing {
+    let lease: u64 = std::env::var("IRONKUBE_LEASE_DURATION_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15)
+        .max(1);
+    controllers::leader::Timing {
+        lease_duration: Duration::from_secs(lease),
+        renew_deadline: Duration::from_secs(lease * 2 / 3).max(Duration::from_secs(1)),
+        retry_period: Duration::from_millis((lease * 1000 / 7).max(200)),
+    }
+}
+
 /// Whether this process runs as root (effective uid 0, read from /proc).
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -191,7 +216,11 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
         .context("API server failed to start")?;
     if with_controllers {
         let client = client_from(&running.kubeconfig).await?;
-        tokio::spawn(controllers::run(client));
+        tokio::spawn(controllers::run_elected(
+            client,
+            identity(),
+            election_timing(),
+        ));
     }
     running
         .serve(shutdown_signal())
@@ -217,7 +246,7 @@ fn main() -> anyhow::Result<()> {
         Command::ControllerManager { kubeconfig } => runtime.block_on(async move {
             let client = client_from(&kubeconfig).await?;
             tokio::select! {
-                () = controllers::run(client) => anyhow::bail!("controllers stopped"),
+                () = controllers::run_elected(client, identity(), election_timing()) => anyhow::bail!("controllers stopped"),
                 () = shutdown_signal() => Ok(()),
             }
         }),

@@ -2,14 +2,32 @@
 //! crate), never reaching into the API server's storage. Each controller is a
 //! `kube::runtime` controller with a `reconcile` and an error policy.
 
+pub mod leader;
 pub mod namespace;
 
 use std::time::Duration;
+
+/// The Lease (in `kube-system`) that elects the active controller manager.
+pub const LEASE_NAME: &str = "ironkube-controller-manager";
 
 /// Runs every controller until one fails irrecoverably.
 pub async fn run(client: kube::Client) {
     tokio::select! {
         () = namespace::run(client.clone()) => tracing::error!("namespace controller stopped"),
+    }
+}
+
+/// Runs the controllers only while this process holds the controller-manager
+/// Lease, so that several control-plane processes on one store act as one.
+pub async fn run_elected(client: kube::Client, identity: String, timing: leader::Timing) {
+    let elector = leader::Elector::new(client.clone(), "kube-system", LEASE_NAME, identity, timing);
+    loop {
+        elector.acquire().await;
+        tokio::select! {
+            () = run(client.clone()) => {}
+            () = elector.hold() => {}
+        }
+        tracing::info!(identity = %elector.identity(), "controllers stopped; campaigning again");
     }
 }
 

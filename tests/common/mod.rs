@@ -23,6 +23,7 @@ pub struct Server {
     pub port: u16,
     pub kubeconfig: PathBuf,
     pub extra: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -50,6 +51,24 @@ impl Server {
         Server::start_with(&[])
     }
 
+    /// Starts a server with extra flags and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.spawn();
+        s
+    }
+
     /// Starts a server with extra `ironkube server` flags.
     pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -59,6 +78,7 @@ impl Server {
             kubeconfig: dir.path().join("admin.kubeconfig"),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         s.spawn();
         s
@@ -81,6 +101,7 @@ impl Server {
             .arg(self.dir.path())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
