@@ -30,16 +30,37 @@ enum Command {
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: PathBuf,
     },
-    /// Back up or restore the embedded store.
+    /// Back up or restore the store.
     Snapshot {
         #[command(subcommand)]
         command: SnapshotCommand,
+    },
+    /// Copy an embedded store's objects into etcd (stop the server first), then
+    /// start the server with --etcd-servers.
+    Migrate {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// etcd client URLs (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        to_etcd: Vec<String>,
+        #[arg(long, default_value = "/registry")]
+        etcd_prefix: String,
     },
 }
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
-    /// Restore a snapshot file into a new data dir.
+    /// Save a consistent point-in-time copy of the embedded store (also while the
+    /// server runs) or, with --etcd-servers, of etcd (restore that with
+    /// `etcdctl snapshot restore`).
+    Save {
+        file: PathBuf,
+        #[arg(long, required_unless_present = "etcd_servers")]
+        data_dir: Option<PathBuf>,
+        #[arg(long, value_delimiter = ',')]
+        etcd_servers: Vec<String>,
+    },
+    /// Restore an embedded-store snapshot file into a new data dir.
     Restore {
         file: PathBuf,
         #[arg(long)]
@@ -228,6 +249,39 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
         .context("API server failed")
 }
 
+fn etcd_config(endpoints: Vec<String>, prefix: String) -> apiserver::storage::etcd::EtcdConfig {
+    apiserver::storage::etcd::EtcdConfig {
+        endpoints,
+        prefix,
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+    }
+}
+
+/// Writes every object of an embedded store into etcd, oldest write first, so
+/// resourceVersion order is kept (etcd assigns the new revisions).
+async fn migrate(data_dir: PathBuf, to_etcd: Vec<String>, prefix: String) -> anyhow::Result<()> {
+    use apiserver::storage::Storage;
+    anyhow::ensure!(!to_etcd.is_empty(), "--to-etcd is required");
+    let (revision, mut entries) =
+        apiserver::storage::embedded::consistent_entries(&data_dir.join("store"))
+            .with_context(|| format!("reading {}", data_dir.display()))?;
+    entries.sort_by_key(|(_, _, mod_revision, _)| *mod_revision);
+    let store = apiserver::storage::etcd::EtcdStore::connect(etcd_config(to_etcd, prefix)).await?;
+    for (key, _, _, value) in &entries {
+        store
+            .create(key, value.clone())
+            .await
+            .with_context(|| format!("writing {key} to etcd"))?;
+    }
+    println!(
+        "migrated {} objects (embedded revision {revision}) to etcd",
+        entries.len()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -250,6 +304,23 @@ fn main() -> anyhow::Result<()> {
                 () = shutdown_signal() => Ok(()),
             }
         }),
+        Command::Snapshot { command: SnapshotCommand::Save { file, data_dir, etcd_servers } } => {
+            if etcd_servers.is_empty() {
+                let dir = data_dir.context("--data-dir is required")?;
+                let rev = apiserver::storage::embedded::save_snapshot_of_dir(&dir.join("store"), &file)
+                    .with_context(|| format!("saving a snapshot of {}", dir.display()))?;
+                println!("saved revision {rev} to {}", file.display());
+            } else {
+                let info = runtime.block_on(async {
+                    let store = apiserver::storage::etcd::EtcdStore::connect(etcd_config(etcd_servers, "/registry".into())).await?;
+                    store.snapshot_save(&file).await
+                })?;
+                let rev = info.revision.map_or_else(|| "unknown".to_string(), |r| r.to_string());
+                println!("saved revision {rev} to {} ({} bytes)", file.display(), info.bytes);
+            }
+            Ok(())
+        }
+        Command::Migrate { data_dir, to_etcd, etcd_prefix } => runtime.block_on(migrate(data_dir, to_etcd, etcd_prefix)),
         Command::Snapshot {
             command: SnapshotCommand::Restore { file, data_dir },
         } => {

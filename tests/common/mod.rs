@@ -69,6 +69,20 @@ impl Server {
         s
     }
 
+    /// Starts a server on an existing data dir (e.g. one restored from a snapshot).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
     /// Starts a server with extra `ironkube server` flags.
     pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -422,6 +436,40 @@ pub struct Etcd {
 }
 
 impl Etcd {
+    /// An etcd whose data dir is restored (`etcdctl snapshot restore`) from `snapshot`.
+    pub fn from_snapshot(snapshot: &Path) -> Etcd {
+        let mut e = Etcd {
+            child: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            peer_port: free_port(),
+        };
+        let peer = format!("http://127.0.0.1:{}", e.peer_port);
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "restore"])
+            .arg(snapshot)
+            .arg("--data-dir")
+            .arg(e.dir.path().join("data"))
+            .args([
+                "--name",
+                "test",
+                "--initial-cluster",
+                &format!("test={peer}"),
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .output()
+            .expect("run etcdctl");
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        e.spawn();
+        e
+    }
+
     pub fn start() -> Etcd {
         let mut e = Etcd {
             child: None,
@@ -435,6 +483,31 @@ impl Etcd {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The current revision, as `etcdctl endpoint status` reports it.
+    pub fn revision(&self) -> u64 {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.url(),
+                "endpoint",
+                "status",
+                "-w",
+                "json",
+            ])
+            .output()
+            .expect("run etcdctl");
+        assert!(
+            out.status.success(),
+            "etcdctl endpoint status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v[0]["Status"]["header"]["revision"]
+            .as_u64()
+            .expect("revision")
     }
 
     /// Starts etcd on the same data dir and ports, waiting until it answers.
@@ -492,4 +565,18 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs the `ironkube` binary with `args`; returns stdout, failing on a non-zero exit.
+pub fn ironkube(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ironkube"))
+        .args(args)
+        .output()
+        .expect("run ironkube");
+    assert!(
+        out.status.success(),
+        "ironkube {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -573,6 +573,62 @@ impl Flusher {
     }
 }
 
+/// Every live key of the store in `dir` at one revision, read without writing to
+/// it, so it works on the data dir of a running server: the snapshot file plus
+/// the log records after it. The server may replace both while we read (when it
+/// snapshots and truncates its log); a gap between them is detected and the read
+/// retried.
+pub fn consistent_entries(
+    dir: &Path,
+) -> Result<(Revision, Vec<(String, Revision, Revision, Bytes)>)> {
+    for _attempt in 0..20 {
+        let snapshot = Snapshot::read(&dir.join(SNAPSHOT_FILE))?.unwrap_or_default();
+        let records = wal::read_log(&dir.join(LOG_FILE), false)?;
+        let mut state = State {
+            keys: BTreeMap::new(),
+            revision: snapshot.revision,
+            compacted: snapshot.revision,
+            history: VecDeque::new(),
+        };
+        for (key, create_revision, mod_revision, value) in snapshot.entries {
+            state.keys.insert(
+                key,
+                vec![Version {
+                    mod_revision,
+                    create_revision,
+                    value: Some(value),
+                }],
+            );
+        }
+        let mut gap = false;
+        let base = state.revision;
+        for rec in records.iter().filter(|r| r.revision > base) {
+            if rec.revision != state.revision + 1 {
+                gap = true;
+                break;
+            }
+            state.apply(rec);
+            state.history.clear();
+        }
+        if gap {
+            continue;
+        }
+        let snap = state.snapshot_at(state.revision);
+        return Ok((snap.revision, snap.entries));
+    }
+    Err(StorageError::Unavailable(format!(
+        "{} kept changing under a consistent read",
+        dir.display()
+    )))
+}
+
+/// Saves a consistent snapshot of the store in `dir` (running or not) to `file`.
+pub fn save_snapshot_of_dir(dir: &Path, file: &Path) -> Result<Revision> {
+    let (revision, entries) = consistent_entries(dir)?;
+    Snapshot { revision, entries }.write(file)?;
+    Ok(revision)
+}
+
 /// Writes a snapshot file read from a running or stopped data dir (for `ironkube snapshot`).
 pub fn restore_snapshot(snapshot_file: &Path, new_store_dir: &Path) -> Result<Revision> {
     let snapshot = Snapshot::read(snapshot_file)?

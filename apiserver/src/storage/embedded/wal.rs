@@ -109,6 +109,12 @@ impl<'a> Cursor<'a> {
 
 /// Reads every intact record of the log at `path`, truncating a damaged tail.
 pub(crate) fn replay_log(path: &Path) -> Result<Vec<Record>, StorageError> {
+    read_log(path, true)
+}
+
+/// Reads every intact record of the log at `path`; with `repair`, truncates a
+/// damaged tail (only the store's owner may: a reader of a live store must not).
+pub(crate) fn read_log(path: &Path, repair: bool) -> Result<Vec<Record>, StorageError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -125,7 +131,7 @@ pub(crate) fn replay_log(path: &Path) -> Result<Vec<Record>, StorageError> {
         }
         offset = next;
     }
-    if offset < data.len() {
+    if repair && offset < data.len() {
         tracing::warn!(path = %path.display(), valid = offset, total = data.len(), "truncating damaged write-ahead log tail");
         let f = OpenOptions::new().write(true).open(path)?;
         f.set_len(offset as u64)?;
