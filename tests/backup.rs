@@ -18,7 +18,9 @@ use parking_lot::Mutex;
 
 use common::{Etcd, Server, ironkube};
 
-type State = BTreeMap<String, (u64, Option<BTreeMap<String, String>>)>;
+type Data = Option<BTreeMap<String, String>>;
+type State = BTreeMap<String, (u64, Data)>;
+type Change = (u64, String, Option<ConfigMap>);
 
 fn rv(c: &ConfigMap) -> u64 {
     c.metadata
@@ -28,7 +30,7 @@ fn rv(c: &ConfigMap) -> u64 {
         .expect("rv")
 }
 
-fn entry(c: &ConfigMap) -> (String, (u64, Option<BTreeMap<String, String>>)) {
+fn entry(c: &ConfigMap) -> (String, (u64, Data)) {
     (
         c.metadata.name.clone().unwrap_or_default(),
         (rv(c), c.data.clone()),
@@ -36,7 +38,7 @@ fn entry(c: &ConfigMap) -> (String, (u64, Option<BTreeMap<String, String>>)) {
 }
 
 /// Every change to ConfigMaps in `default`, in order: (rv, name, object or None if deleted).
-type Log = Arc<Mutex<Vec<(u64, String, Option<ConfigMap>)>>>;
+type Log = Arc<Mutex<Vec<Change>>>;
 
 async fn record(api: Api<ConfigMap>, from: String, log: Log) {
     let stream = api
@@ -59,7 +61,7 @@ async fn record(api: Api<ConfigMap>, from: String, log: Log) {
     }
 }
 
-fn state_at(initial: &State, log: &[(u64, String, Option<ConfigMap>)], revision: u64) -> State {
+fn state_at(initial: &State, log: &[Change], revision: u64) -> State {
     let mut state = initial.clone();
     for (rv, name, obj) in log.iter().filter(|(rv, _, _)| *rv <= revision) {
         match obj {
@@ -148,7 +150,7 @@ async fn list_state(api: &Api<ConfigMap>) -> State {
 async fn snapshot_under_load(
     api: Api<ConfigMap>,
     save: impl FnOnce() -> String,
-) -> (State, Vec<(u64, String, Option<ConfigMap>)>, String) {
+) -> (State, Vec<Change>, String) {
     let initial = list_state(&api).await;
     let start = api
         .list(&ListParams::default())

@@ -573,14 +573,15 @@ impl Flusher {
     }
 }
 
+/// One live key in a snapshot: (key, create revision, mod revision, value).
+pub type SnapshotEntry = (String, Revision, Revision, Bytes);
+
 /// Every live key of the store in `dir` at one revision, read without writing to
 /// it, so it works on the data dir of a running server: the snapshot file plus
 /// the log records after it. The server may replace both while we read (when it
 /// snapshots and truncates its log); a gap between them is detected and the read
 /// retried.
-pub fn consistent_entries(
-    dir: &Path,
-) -> Result<(Revision, Vec<(String, Revision, Revision, Bytes)>)> {
+pub fn consistent_entries(dir: &Path) -> Result<(Revision, Vec<SnapshotEntry>)> {
     for _attempt in 0..20 {
         let snapshot = Snapshot::read(&dir.join(SNAPSHOT_FILE))?.unwrap_or_default();
         let records = wal::read_log(&dir.join(LOG_FILE), false)?;
