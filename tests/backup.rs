@@ -116,7 +116,7 @@ fn write_load(
                         let _ = api
                             .patch(&name, &PatchParams::default(), &Patch::Merge(&p))
                             .await;
-                        if i % 3 == 0 {
+                        if i.is_multiple_of(3) {
                             let _ = api.delete(&name, &DeleteParams::default()).await;
                         }
                         *acks.lock() += 1;
