@@ -5,6 +5,10 @@
 //!
 //! Run with `hack/bench` (or `cargo bench --bench api`). Sizes can be scaled down
 //! with IRONKUBE_BENCH_SCALE (e.g. 0.1) for a quick look.
+//!
+//! `cargo bench --bench api -- --etcd` runs the same load against a server on a
+//! real etcd (Debian's, on loopback) and, in the same run, measures etcd's raw put
+//! rate from the same number of concurrent clients, printing the ratio.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -43,7 +47,82 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server() -> ServerProcess {
+struct EtcdProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn start_etcd() -> EtcdProcess {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, peer) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{port}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let child = Command::new("/usr/bin/etcd")
+        .args(["--name", "bench", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args(["--initial-cluster", &format!("bench={peer_url}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start etcd (hack/install-deps.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    EtcdProcess {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+/// etcd's own put rate: CLIENTS concurrent clients putting small values.
+async fn raw_etcd_puts(url: &str, total: usize) -> (f64, Vec<Duration>) {
+    let client = etcd_client::Client::connect([url], None)
+        .await
+        .expect("etcd client");
+    let value =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"key":"value"}}"#;
+    load(total, move |i| {
+        let mut kv = client.kv_client();
+        async move {
+            kv.put(format!("/raw/configmaps/default/cm-{i:06}"), value, None)
+                .await
+                .expect("put");
+        }
+    })
+    .await
+}
+
+fn start_server(extra: &[&str]) -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -56,6 +135,7 @@ fn start_server() -> ServerProcess {
         .args(["server", "--data-dir"])
         .arg(dir.path())
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .env("IRONKUBE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -156,7 +236,14 @@ where
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let server = start_server();
+    let on_etcd = std::env::args().any(|a| a == "--etcd");
+    let etcd = on_etcd.then(start_etcd);
+    let extra: Vec<&str> = match &etcd {
+        Some(e) => vec!["--etcd-servers", e.url.as_str()],
+        None => vec![],
+    };
+    println!("backend: {}", if on_etcd { "etcd" } else { "embedded" });
+    let server = start_server(&extra);
     let base = format!("http://127.0.0.1:{}", server.port);
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(CLIENTS + WATCHERS)
@@ -180,6 +267,15 @@ async fn main() {
         ms(percentile(&create_lat, 0.5)),
         ms(percentile(&create_lat, 0.99))
     );
+    if let Some(e) = &etcd {
+        let (raw_rate, raw_lat) = raw_etcd_puts(&e.url, creates).await;
+        println!(
+            "raw etcd puts/s: {raw_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} puts, {CLIENTS} clients); API server creates reach {:.0}% of it",
+            ms(percentile(&raw_lat, 0.5)),
+            ms(percentile(&raw_lat, 0.99)),
+            100.0 * create_rate / raw_rate
+        );
+    }
 
     let gets = scale(100_000);
     let (c, u) = (client.clone(), cm_url.clone());

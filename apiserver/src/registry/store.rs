@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::meta::{self, decode_stored, encode_for_storage};
+use super::namespaces::{NamespaceCache, Phase, phase_of};
 use super::{DeleteOptions, DeleteOutcome, WriteOptions};
 use crate::api_error::{ApiError, ApiResult, FieldError};
 use crate::managed;
@@ -28,11 +29,16 @@ pub enum UpdateTarget {
 pub struct Store {
     pub(crate) storage: SharedStorage,
     pub(crate) table: ResourceTable,
+    namespaces: NamespaceCache,
 }
 
 impl Store {
     pub fn new(storage: SharedStorage, table: ResourceTable) -> Store {
-        Store { storage, table }
+        Store {
+            storage,
+            table,
+            namespaces: NamespaceCache::default(),
+        }
     }
 
     pub fn storage(&self) -> &SharedStorage {
@@ -60,12 +66,21 @@ impl Store {
         let Some(ns_info) = self.table.get("", "v1", "namespaces") else {
             return Ok(());
         };
+        let cached = self
+            .namespaces
+            .get(&self.storage, &ns_info.list_prefix(None), ns)
+            .await;
+        match cached {
+            Some(Phase::Active) => return Ok(()),
+            Some(Phase::Terminating) => {
+                return Err(ApiError::namespace_terminating(info, name, ns));
+            }
+            None => {}
+        }
         match self.storage.get(&ns_info.key(None, ns)).await {
             Ok(Some(kv)) => {
                 let obj = decode_stored(&kv)?;
-                if meta::is_deleting(&obj)
-                    || meta::str_at(&obj, "/status/phase") == Some("Terminating")
-                {
+                if phase_of(&obj) == Phase::Terminating {
                     return Err(ApiError::namespace_terminating(info, name, ns));
                 }
                 Ok(())
