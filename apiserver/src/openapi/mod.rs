@@ -10,6 +10,7 @@
 //! fails when the committed files are stale.
 
 mod extensions;
+pub mod gnostic;
 mod params;
 mod paths;
 mod render;
