@@ -9,6 +9,7 @@
 //! `x-kubernetes-action`, which is what kubectl and Helm need to detect
 //! server-side field validation, and no schemas.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -135,14 +136,14 @@ fn document(
     key: &str,
     group: &str,
     version: &str,
-) -> Option<(Vec<u8>, String)> {
+) -> Option<(Cow<'static, [u8]>, String)> {
     if let (Some(doc), Some(hash)) = (vendored::v3(key), vendored_hashes().get(key)) {
-        return Some((doc.to_vec(), hash.clone()));
+        return Some((Cow::Borrowed(doc), hash.clone()));
     }
     let doc = skeleton_document(table, group, version)?;
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
     let hash = hash_of(&bytes);
-    Some((bytes, hash))
+    Some((Cow::Owned(bytes), hash))
 }
 
 fn json_bytes(bytes: Vec<u8>, etag: &str, immutable: bool) -> Response {
@@ -275,7 +276,7 @@ pub fn serve(
         return Some(Ok(StatusCode::NOT_MODIFIED.into_response()));
     }
     Some(Ok(json_bytes(
-        bytes,
+        bytes.into_owned(),
         &etag,
         query_hash == Some(hash.as_str()),
     )))
@@ -295,6 +296,47 @@ mod tests {
             Some(Err(e)) => e.into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         }
+    }
+
+    #[test]
+    fn runtime_group_versions_get_a_skeleton() {
+        use crate::registry::strategy::Generic;
+        use crate::resources::STANDARD_VERBS;
+        let table = ResourceTable::with_builtins();
+        table.add(ResourceInfo {
+            group: "example.com".into(),
+            version: "v1".into(),
+            kind: "Widget".into(),
+            list_kind: "WidgetList".into(),
+            plural: "widgets".into(),
+            singular: "widget".into(),
+            short_names: vec![],
+            categories: vec![],
+            namespaced: true,
+            verbs: STANDARD_VERBS.to_vec(),
+            subresources: vec![],
+            storage_prefix: "/registry/example.com/widgets".into(),
+            codec: None,
+            strategy: std::sync::Arc::new(Generic),
+        });
+        let root = get(&table, "/openapi/v3", None);
+        let body = futures::executor::block_on(axum::body::to_bytes(root.into_body(), usize::MAX))
+            .expect("body");
+        let root: Value = serde_json::from_slice(&body).expect("json");
+        assert!(root["paths"]["apis/example.com/v1"]["serverRelativeURL"].is_string());
+        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
+        let doc = get(&table, "/openapi/v3/apis/example.com/v1", None);
+        let body = futures::executor::block_on(axum::body::to_bytes(doc.into_body(), usize::MAX))
+            .expect("body");
+        let doc: Value = serde_json::from_slice(&body).expect("json");
+        let patch =
+            &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Widget");
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "fieldValidation"))
+        );
     }
 
     #[test]
