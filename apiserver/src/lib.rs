@@ -10,6 +10,7 @@
 pub mod api_error;
 pub mod endpoints;
 pub mod managed;
+pub mod openapi;
 pub mod patch;
 pub mod patching;
 pub mod printers;

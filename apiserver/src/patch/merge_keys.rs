@@ -522,6 +522,19 @@ pub struct BuiltinSchema {
     root: Ty,
 }
 
+impl BuiltinSchema {
+    /// The metadata of field `name` of this type, and the schema of the
+    /// field's value when anything below it carries metadata. For the OpenAPI
+    /// generator, which walks the type graph alongside the schemas.
+    pub fn field(&self, name: &str) -> (PatchMeta, Option<BuiltinSchema>) {
+        match field_of(self.root, name) {
+            Ok((meta, Ty::Open)) => (meta, None),
+            Ok((meta, ty)) => (meta, Some(BuiltinSchema { root: ty })),
+            Err(_) => (PatchMeta::default(), None),
+        }
+    }
+}
+
 impl PatchSchema for BuiltinSchema {
     fn lookup(&self, path: &[&str], _kind: FieldKind) -> Result<PatchMeta, String> {
         let mut ty = self.root;

@@ -302,6 +302,10 @@ fn round_trip<T: DeserializeOwned + Serialize>(
     serde_json::to_value(typed)
 }
 
+fn schema_ref<T: schemars::JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
 struct Typed {
     group: &'static str,
     version: &'static str,
@@ -321,7 +325,7 @@ macro_rules! typed {
             plural: <$ty as Resource>::URL_PATH_SEGMENT,
             list_kind: Some(<$ty as k8s_openapi::ListableResource>::LIST_KIND),
             namespaced: <<$ty as Resource>::Scope as Scope>::NAMESPACED,
-            codec: TypedCodec { round_trip: round_trip::<$ty> },
+            codec: TypedCodec { round_trip: round_trip::<$ty>, schema: schema_ref::<$ty> },
         }),*]
     };
     (create_only: $($ty:ty),* $(,)?) => {
@@ -332,7 +336,7 @@ macro_rules! typed {
             plural: <$ty as Resource>::URL_PATH_SEGMENT,
             list_kind: None,
             namespaced: <<$ty as Resource>::Scope as Scope>::NAMESPACED,
-            codec: TypedCodec { round_trip: round_trip::<$ty> },
+            codec: TypedCodec { round_trip: round_trip::<$ty>, schema: schema_ref::<$ty> },
         }),*]
     };
 }

@@ -32,6 +32,9 @@ pub const STANDARD_VERBS: &[&str] = &[
 pub struct TypedCodec {
     /// Decodes into the built-in type and encodes back, dropping unknown fields.
     pub round_trip: fn(serde_json::Value) -> Result<serde_json::Value, serde_json::Error>,
+    /// Registers the type's OpenAPI schema (and those it refers to) with the
+    /// generator and returns a `$ref` to it; for the OpenAPI generator.
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
 }
 
 impl std::fmt::Debug for TypedCodec {
@@ -308,7 +311,7 @@ mod tests {
     #[test]
     fn version_priority_orders_like_kubernetes() {
         let mut v = vec!["v1alpha1", "v1", "v2beta1", "v1beta2", "v2", "foo"];
-        v.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        v.sort_by_key(|b| std::cmp::Reverse(version_priority(b)));
         assert_eq!(v, ["v2", "v1", "v2beta1", "v1beta2", "v1alpha1", "foo"]);
     }
 
