@@ -1090,3 +1090,29 @@ fn field_selectors_per_kind() {
     let bad_label = get(&s, "/api/v1/pods?labelSelector=a%20in%20(");
     assert_eq!(bad_label.status, 400);
 }
+
+#[test]
+fn sigterm_stops_the_server_even_with_open_watches() {
+    let mut s = Server::start();
+    let a = addr(&s);
+    // An open watch that never ends by itself.
+    let mut watch = std::net::TcpStream::connect(&a).expect("connect");
+    use std::io::Write;
+    write!(watch, "GET {CM}?watch=true HTTP/1.1\r\nHost: {a}\r\n\r\n").expect("write");
+    poll("the watch to be served", Duration::from_secs(10), || {
+        (get(&s, "/readyz").status == 200).then_some(())
+    });
+    let mut child = s.child.take().expect("child");
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exited = poll(
+        "the server to exit after SIGTERM",
+        Duration::from_secs(20),
+        || child.try_wait().ok().flatten(),
+    );
+    assert!(exited.success(), "{exited:?}");
+}

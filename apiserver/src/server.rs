@@ -127,6 +127,9 @@ fn write_kubeconfig(path: &Path, listen: SocketAddr) -> Result<(), ServerError> 
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// How long requests in flight may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// A bound, bootstrapped API server, ready to serve.
 pub struct Running {
     pub addr: SocketAddr,
@@ -181,15 +184,31 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
 }
 
 impl Running {
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, then lets requests in flight finish for up
+    /// to [`SHUTDOWN_GRACE`] (watches never finish by themselves, so they are cut).
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        axum::serve(self.listener, endpoints::router(self.app))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve)
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut graceful = stopped.clone();
+        let serving = axum::serve(self.listener, endpoints::router(self.app))
+            .with_graceful_shutdown(async move {
+                let _ = graceful.wait_for(|s| *s).await;
+            });
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+        });
+        let mut deadline = stopped;
+        tokio::select! {
+            res = serving => res.map_err(ServerError::Serve),
+            () = async move {
+                let _ = deadline.wait_for(|s| *s).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => Ok(()),
+        }
     }
 }
 
