@@ -81,6 +81,11 @@ fn scenario(kubectl: &Path) {
         "ops",
         "another writer's field is kept"
     );
+    // Moving to server-side apply: kubectl's upgrade path from client-side apply
+    // works without conflicts when the values agree.
+    let upgraded = k.run(&["apply", "--server-side", "-f", f]);
+    assert_eq!(upgraded.status, 0, "{}{}", upgraded.stdout, upgraded.stderr);
+    assert_eq!(upgraded.stdout, "deployment.apps/app serverside-applied\n");
     let same = k.run(&["diff", "-f", f]);
     assert_eq!(
         (same.status, same.stdout.as_str()),

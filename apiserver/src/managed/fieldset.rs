@@ -91,6 +91,26 @@ impl FieldSet {
         out
     }
 
+    /// Member paths with no members below them (the fields that hold values).
+    pub fn leaves(&self) -> Vec<Path> {
+        let mut out = Vec::new();
+        let mut cur = Vec::new();
+        self.walk_leaves(&mut cur, &mut out);
+        out
+    }
+
+    fn walk_leaves(&self, cur: &mut Path, out: &mut Vec<Path>) {
+        if self.member && self.children.values().all(FieldSet::is_empty) {
+            out.push(cur.clone());
+            return;
+        }
+        for (pe, child) in &self.children {
+            cur.push(pe.clone());
+            child.walk_leaves(cur, out);
+            cur.pop();
+        }
+    }
+
     fn walk(&self, cur: &mut Path, out: &mut Vec<Path>) {
         if self.member {
             out.push(cur.clone());

@@ -464,7 +464,9 @@ pub fn apply(
     let live_v = live.unwrap_or(&empty);
     let mut entries = decode_entries(live_v)?;
     let mut conflicts: Vec<(String, Path)> = Vec::new();
-    for p in config_set.members() {
+    // Only leaves carry values to disagree on: a list element's own membership
+    // (`.`) is the same element in both, whatever fields defaulting added to it.
+    for p in config_set.leaves() {
         let differs = value_at(live_v, &p).is_some_and(|lv| Some(lv) != value_at(config, &p));
         if !differs {
             continue;
