@@ -16,7 +16,7 @@ use kube::api::{
 };
 use parking_lot::Mutex;
 
-use common::{Etcd, Server, ironkube};
+use common::{Etcd, Server, ironkube, poll_async};
 
 type Data = Option<BTreeMap<String, String>>;
 type State = BTreeMap<String, (u64, Data)>;
@@ -74,24 +74,6 @@ fn state_at(initial: &State, log: &[Change], revision: u64) -> State {
         }
     }
     state
-}
-
-async fn poll_async<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Creates, updates and deletes ConfigMaps until `stop`.

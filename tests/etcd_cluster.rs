@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use parking_lot::Mutex;
 
-use common::{Etcd, Server};
+use common::{Etcd, Server, poll_async};
 
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("configmap")
@@ -25,24 +25,6 @@ fn rv(c: &ConfigMap) -> u64 {
         .as_deref()
         .and_then(|r| r.parse().ok())
         .expect("rv")
-}
-
-async fn poll_async<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Collects ADDED/MODIFIED resourceVersions of a watch until `stop`.

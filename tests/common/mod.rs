@@ -51,9 +51,22 @@ impl Server {
         Server::start_with(&[])
     }
 
+    /// Starts a server with extra `ironkube server` flags.
+    pub fn start_with(extra: &[&str]) -> Server {
+        Server::launch(tempfile::tempdir().expect("tempdir"), extra, &[])
+    }
+
     /// Starts a server with extra flags and environment variables.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Server::launch(tempfile::tempdir().expect("tempdir"), extra, env)
+    }
+
+    /// Starts a server on an existing data dir (e.g. one restored from a snapshot).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::launch(dir, extra, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             child: None,
             port: free_port(),
@@ -64,35 +77,6 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        s.spawn();
-        s
-    }
-
-    /// Starts a server on an existing data dir (e.g. one restored from a snapshot).
-    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            kubeconfig: dir.path().join("admin.kubeconfig"),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-        };
-        s.spawn();
-        s
-    }
-
-    /// Starts a server with extra `ironkube server` flags.
-    pub fn start_with(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            kubeconfig: dir.path().join("admin.kubeconfig"),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
         };
         s.spawn();
         s
@@ -579,4 +563,23 @@ pub fn ironkube(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls an async `f` until it returns `Some`, failing the test after `timeout`.
+pub async fn poll_async<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -266,19 +266,7 @@ async fn update(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
             },
         )
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    render::object(
-        &call.info,
-        output,
-        call.include(),
-        status,
-        &obj,
-        &decoded.warnings,
-    )
+    written(&call, output, &obj, created, &decoded.warnings)
 }
 
 const PATCH_TYPES: &[&str] = &[
@@ -378,6 +366,22 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
     )
 }
 
+/// The response to a write that may have created the object (201) or changed it (200).
+fn written(
+    call: &Call<'_>,
+    output: Output,
+    obj: &Value,
+    created: bool,
+    warnings: &[String],
+) -> ApiResult<Response> {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    render::object(&call.info, output, call.include(), status, obj, warnings)
+}
+
 /// `application/apply-patch+yaml`: server-side apply of the body as a configuration.
 async fn server_side_apply(
     call: Call<'_>,
@@ -424,29 +428,14 @@ async fn server_side_apply(
             let merged = crate::managed::apply(&info, scope, &manager, force, current, &config)?;
             let mut normalised =
                 decode_object(&info, merged, None, FieldValidation::Ignore)?.object;
-            if let Some(cur) = current {
-                // The write is pinned only by a resourceVersion in the configuration.
-                if meta::resource_version(&config).is_empty() {
-                    meta::meta_mut(&mut normalised).remove("resourceVersion");
-                }
-                let _ = cur;
+            // The write is pinned only by a resourceVersion in the configuration.
+            if current.is_some() && meta::resource_version(&config).is_empty() {
+                meta::meta_mut(&mut normalised).remove("resourceVersion");
             }
             Ok(normalised)
         })
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    render::object(
-        &call.info,
-        output,
-        call.include(),
-        status,
-        &obj,
-        &decoded.warnings,
-    )
+    written(&call, output, &obj, created, &decoded.warnings)
 }
 
 /// `raw` without the fields that decoding into the typed object dropped (unknown fields).
