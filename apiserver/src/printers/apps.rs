@@ -508,24 +508,10 @@ fn pdb_cells(obj: &Value, ctx: &Ctx<'_>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Duration, Utc};
-    use serde_json::{Value, json};
+    use chrono::Duration;
+    use serde_json::json;
 
-    use super::super::cells;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .map(|t| t.with_timezone(&Utc))
-            .expect("valid time")
-    }
-
-    fn ago(d: Duration) -> String {
-        (now() - d).format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    }
-
-    fn row(group: &str, resource: &str, obj: &Value) -> Vec<Value> {
-        cells(group, resource, obj, now())
-    }
+    use super::super::test_support::*;
 
     #[test]
     fn deployment() {

@@ -711,23 +711,13 @@ fn resource_quota_cells(obj: &Value, ctx: &Ctx<'_>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Duration, Utc};
+    use chrono::Duration;
     use serde_json::{Value, json};
 
-    use super::super::cells;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .map(|t| t.with_timezone(&Utc))
-            .expect("valid time")
-    }
-
-    fn ago(d: Duration) -> String {
-        (now() - d).format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    }
+    use super::super::test_support::{self, *};
 
     fn row(resource: &str, obj: &Value) -> Vec<Value> {
-        cells("", resource, obj, now())
+        test_support::row("", resource, obj)
     }
 
     #[test]
@@ -863,7 +853,7 @@ mod tests {
             "eventTime": format!("{}.000000Z", &ago(Duration::seconds(30))[..19]),
             "reportingController": "ctrl", "reportingInstance": "inst",
         });
-        let r = cells("events.k8s.io", "events", &v1, now());
+        let r = test_support::row("events.k8s.io", "events", &v1);
         assert_eq!(r[0], json!("30s"));
         assert_eq!(r[3], json!("node/n1"));
         assert_eq!(r[5], json!("ctrl, inst"));

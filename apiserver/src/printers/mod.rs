@@ -351,18 +351,37 @@ pub fn human_duration(d: chrono::Duration) -> String {
     format!("{}y", hours / 24 / 365)
 }
 
+/// Fixed clock and row helpers shared by the printers' tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use chrono::{DateTime, Duration, Utc};
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
-    use super::*;
-
-    fn now() -> DateTime<Utc> {
+    /// The tests' "now".
+    pub(crate) fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
             .map(|t| t.with_timezone(&Utc))
             .expect("valid time")
     }
+
+    /// An RFC 3339 timestamp `d` before [`now`].
+    pub(crate) fn ago(d: Duration) -> String {
+        (now() - d).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    /// The cells of `obj` at [`now`].
+    pub(crate) fn row(group: &str, resource: &str, obj: &Value) -> Vec<Value> {
+        super::cells(group, resource, obj, now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::{Value, json};
+
+    use super::test_support::now;
+    use super::*;
 
     #[test]
     fn human_duration_matches_upstream() {

@@ -241,17 +241,9 @@ fn endpoint_slice_cells(obj: &Value, ctx: &Ctx<'_>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
-    use serde_json::{Value, json};
+    use serde_json::json;
 
-    use super::super::cells;
-
-    fn row(group: &str, resource: &str, obj: &Value) -> Vec<Value> {
-        let now = DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .map(|t| t.with_timezone(&Utc))
-            .expect("valid time");
-        cells(group, resource, obj, now)
-    }
+    use super::super::test_support::*;
 
     #[test]
     fn ingress() {

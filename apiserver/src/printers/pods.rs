@@ -248,23 +248,13 @@ pub(super) fn pod_row_conditions(pod: &Value) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Duration, Utc};
+    use chrono::Duration;
     use serde_json::{Value, json};
 
-    use super::super::cells;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .map(|t| t.with_timezone(&Utc))
-            .expect("valid time")
-    }
-
-    fn ago(d: Duration) -> String {
-        (now() - d).format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    }
+    use super::super::test_support::{self, *};
 
     fn row(resource: &str, obj: &Value) -> Vec<Value> {
-        cells("", resource, obj, now())
+        test_support::row("", resource, obj)
     }
 
     fn pod(status: Value) -> Value {

@@ -230,16 +230,12 @@ fn csi_storage_capacity_cells(obj: &Value, _ctx: &Ctx<'_>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
     use serde_json::{Value, json};
 
-    use super::super::cells;
+    use super::super::test_support;
 
     fn row(resource: &str, obj: &Value) -> Vec<Value> {
-        let now = DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
-            .map(|t| t.with_timezone(&Utc))
-            .expect("valid time");
-        cells("storage.k8s.io", resource, obj, now)
+        test_support::row("storage.k8s.io", resource, obj)
     }
 
     #[test]
