@@ -4,6 +4,7 @@
 
 pub mod leader;
 pub mod namespace;
+pub mod serviceaccount;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub const LEASE_NAME: &str = "ironkube-controller-manager";
 pub async fn run(client: kube::Client) {
     tokio::select! {
         () = namespace::run(client.clone()) => tracing::error!("namespace controller stopped"),
+        () = serviceaccount::run(client.clone()) => tracing::error!("service account controller stopped"),
     }
 }
 

@@ -1,0 +1,48 @@
+//! The controllers `ironkube server` runs, seen through the API.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+
+use common::{Server, poll_async};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_gets_a_default_service_account() {
+    let server = Server::start();
+    let client = server.client().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "team-a"}})).expect("ns");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "team-a");
+    poll_async(
+        "the default service account",
+        Duration::from_secs(30),
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
+    .await;
+    accounts
+        .delete("default", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let again = poll_async(
+        "the default service account to be recreated",
+        Duration::from_secs(30),
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
+    .await;
+    assert_eq!(again.metadata.name.as_deref(), Some("default"));
+    let system: Api<ServiceAccount> = Api::namespaced(client, "kube-system");
+    poll_async(
+        "kube-system's default service account",
+        Duration::from_secs(30),
+        || async { system.get_opt("default").await.ok().flatten() },
+    )
+    .await;
+}
