@@ -38,6 +38,24 @@ async fn every_namespace_gets_a_default_service_account() {
     )
     .await;
     assert_eq!(again.metadata.name.as_deref(), Some("default"));
+    let bundles: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "team-a");
+    poll_async(
+        "the kube-root-ca.crt ConfigMap",
+        Duration::from_secs(30),
+        || async { bundles.get_opt("kube-root-ca.crt").await.ok().flatten() },
+    )
+    .await;
+    bundles
+        .delete("kube-root-ca.crt", &DeleteParams::default())
+        .await
+        .expect("delete");
+    poll_async(
+        "kube-root-ca.crt to be recreated",
+        Duration::from_secs(30),
+        || async { bundles.get_opt("kube-root-ca.crt").await.ok().flatten() },
+    )
+    .await;
     let system: Api<ServiceAccount> = Api::namespaced(client, "kube-system");
     poll_async(
         "kube-system's default service account",

@@ -1,17 +1,20 @@
 //! The service account controller: every active namespace has a `default`
-//! ServiceAccount (recreated if deleted), as upstream's controller guarantees.
+//! ServiceAccount and the `kube-root-ca.crt` ConfigMap (both recreated if
+//! deleted), as upstream's service account and root-CA publisher controllers
+//! guarantee. Until the API server serves TLS, the published bundle is empty.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 const DEFAULT: &str = "default";
+const ROOT_CA: &str = "kube-root-ca.crt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,8 +29,18 @@ struct Ctx {
 pub async fn run(client: kube::Client) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let accounts: Api<ServiceAccount> = Api::all(client.clone());
+    let bundles: Api<ConfigMap> = Api::all(client.clone());
     let ctx = Arc::new(Ctx { client });
     Controller::new(namespaces, watcher::Config::default())
+        .watches(
+            bundles,
+            watcher::Config::default().fields("metadata.name=kube-root-ca.crt"),
+            |cm| {
+                cm.metadata
+                    .namespace
+                    .map(|ns| ObjectRef::<Namespace>::new(&ns))
+            },
+        )
         .watches(
             accounts,
             watcher::Config::default().fields("metadata.name=default"),
@@ -60,31 +73,57 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if terminating {
         return Ok(Action::await_change());
     }
-    let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), name);
-    if api.get_opt(DEFAULT).await?.is_some() {
-        return Ok(Action::await_change());
-    }
-    let sa = ServiceAccount {
-        metadata: kube::api::ObjectMeta {
-            name: Some(DEFAULT.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some("service-account-controller".into()),
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), name);
+    if accounts.get_opt(DEFAULT).await?.is_none() {
+        let sa = ServiceAccount {
+            metadata: kube::api::ObjectMeta {
+                name: Some(DEFAULT.into()),
                 ..Default::default()
             },
-            &sa,
-        )
-        .await
-    {
-        Ok(_) => tracing::debug!(namespace = name, "created the default service account"),
-        // Already there, or the namespace started terminating meanwhile.
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 403 || e.code == 404 => {}
-        Err(e) => return Err(e.into()),
+            ..Default::default()
+        };
+        ensure_created(
+            accounts
+                .create(&params("service-account-controller"), &sa)
+                .await,
+        )?;
+    }
+    let bundles: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), name);
+    if bundles.get_opt(ROOT_CA).await?.is_none() {
+        let annotations = [(
+            "kubernetes.io/description".to_string(),
+            "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.".to_string(),
+        )];
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(ROOT_CA.into()),
+                annotations: Some(annotations.into_iter().collect()),
+                ..Default::default()
+            },
+            data: Some(
+                [("ca.crt".to_string(), String::new())]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        ensure_created(bundles.create(&params("root-ca-cert-publisher"), &cm).await)?;
     }
     Ok(Action::await_change())
+}
+
+fn params(manager: &str) -> PostParams {
+    PostParams {
+        field_manager: Some(manager.into()),
+        ..Default::default()
+    }
+}
+
+/// A create that lost a race (409) or met a terminating or vanished namespace is fine.
+fn ensure_created<T>(result: Result<T, kube::Error>) -> Result<(), Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 403 || e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
