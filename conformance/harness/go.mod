@@ -1,4 +1,4 @@
-// Builds upstream Kubernetes' conformance binaries (e2e.test, ginkgo,
+// Builds upstream Kubernetes' conformance binaries (e2e.test, ginkgo, kubectl,
 // kube-apiserver) from the Go module proxy; see hack/conformance. Nothing
 // here is ironkube code: the module only pins upstream versions.
 module ironkube.dev/conformance
