@@ -67,7 +67,7 @@ fn names(list: &Value) -> Vec<String> {
 
 #[test]
 fn discovery_version_and_health() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let a = addr(&s);
     let api = get(&s, "/api").json();
     assert_eq!(api["kind"], "APIVersions");
@@ -202,7 +202,7 @@ fn discovery_version_and_health() {
 
 #[test]
 fn tables_and_partial_metadata() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let a = addr(&s);
     post(
         &s,
@@ -333,7 +333,7 @@ fn tables_and_partial_metadata() {
 
 #[test]
 fn metadata_rules_subresources_and_deletion() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let a = addr(&s);
     let g = post(&s, CM, json!({"metadata": {"generateName": "gen-"}}));
     let name = g["metadata"]["name"].as_str().expect("name");
@@ -376,7 +376,7 @@ fn metadata_rules_subresources_and_deletion() {
         "PATCH",
         &format!("{one}/status"),
         "application/merge-patch+json",
-        json!({"status": {"replicas": 3}, "spec": {"replicas": 9}})
+        json!({"status": {"replicas": 3}, "spec": {"replicas": 9}, "metadata": {"annotations": {"via": "status"}}})
             .to_string()
             .as_bytes(),
     )
@@ -388,6 +388,10 @@ fn metadata_rules_subresources_and_deletion() {
             st["metadata"]["generation"].as_i64()
         ),
         (Some(3), Some(4), Some(2))
+    );
+    assert_eq!(
+        st["metadata"]["annotations"]["via"], "status",
+        "metadata changes go through a status write"
     );
     let mut whole = get(&s, &one).json();
     whole["status"]["replicas"] = json!(100);
@@ -596,7 +600,7 @@ fn metadata_rules_subresources_and_deletion() {
 
 #[test]
 fn namespaces_gate_creates() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let ns = get(&s, "/api/v1/namespaces").json();
     for want in ["default", "kube-node-lease", "kube-public", "kube-system"] {
         assert!(names(&ns).iter().any(|n| n == want), "{want} missing");
@@ -647,7 +651,7 @@ fn namespaces_gate_creates() {
 
 #[test]
 fn pagination_resource_versions_and_expiry() {
-    let s = Server::start_with(&["--compaction-interval-seconds", "1"]);
+    let s = Server::start_apiserver(&["--compaction-interval-seconds", "1"]);
     for i in 0..5 {
         post(
             &s,
@@ -725,7 +729,7 @@ fn pagination_resource_versions_and_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_semantics() {
-    let s = Server::start_with(&["--compaction-interval-seconds", "1"]);
+    let s = Server::start_apiserver(&["--compaction-interval-seconds", "1"]);
     let client = s.client().await;
     let t = Duration::from_secs(20);
     post(
@@ -851,7 +855,7 @@ async fn watch_semantics() {
 async fn websocket_watch_with_base64_framing_and_bearer_subprotocol() {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     post(&s, CM, json!({"metadata": {"name": "ws1"}}));
     let url = format!("ws://127.0.0.1:{}{CM}?watch=true", s.port);
     let mut req = url.clone().into_client_request().expect("request");
@@ -919,7 +923,7 @@ async fn websocket_watch_with_base64_framing_and_bearer_subprotocol() {
 
 #[test]
 fn dry_run_and_field_validation() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let a = addr(&s);
     let r = raw_request(
         &a,
@@ -1020,7 +1024,7 @@ fn dry_run_and_field_validation() {
 
 #[test]
 fn field_selectors_per_kind() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     post(
         &s,
         "/api/v1/namespaces/default/events",
@@ -1093,7 +1097,7 @@ fn field_selectors_per_kind() {
 
 #[test]
 fn sigterm_stops_the_server_even_with_open_watches() {
-    let mut s = Server::start();
+    let mut s = Server::start_apiserver(&[]);
     let a = addr(&s);
     // An open watch that never ends by itself.
     let mut watch = std::net::TcpStream::connect(&a).expect("connect");

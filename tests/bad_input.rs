@@ -30,7 +30,7 @@ fn stored_configmaps(s: &Server) -> usize {
 
 #[test]
 fn malformed_and_hostile_bodies_are_rejected_like_upstream() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let a = addr(&s);
     let post = |ct: &str, body: &[u8]| raw_request(&a, "POST", CM, ct, body);
 
@@ -230,7 +230,7 @@ fn malformed_and_hostile_bodies_are_rejected_like_upstream() {
 
 #[test]
 fn update_conflicts_and_url_mismatches() {
-    let s = Server::start();
+    let s = Server::start_apiserver(&[]);
     let a = addr(&s);
     let created = raw_request(
         &a,

@@ -112,6 +112,13 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
         k.ok(&["create", "namespace", "demo"]),
         "namespace/demo created\n"
     );
+    // As upstream, the controllers give every namespace its root CA bundle.
+    poll("kube-root-ca.crt in demo", Duration::from_secs(30), || {
+        (k.run(&["get", "configmap", "kube-root-ca.crt", "-n", "demo"])
+            .status
+            == 0)
+            .then_some(())
+    });
     let yaml = dir.join("m.yaml");
     std::fs::write(&yaml, MANIFEST_YAML).expect("write yaml");
     let json = dir.join("p.json");
@@ -143,7 +150,11 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
     // get: default table, wide, yaml, json, name, jsonpath, -A, -l, --field-selector
     assert_eq!(
         table(&k.ok(&["get", "configmaps", "-n", "demo"])),
-        expect_table(&["NAME|DATA|AGE", "settings|1|<age>"])
+        expect_table(&[
+            "NAME|DATA|AGE",
+            "kube-root-ca.crt|1|<age>",
+            "settings|1|<age>"
+        ])
     );
     assert_eq!(
         table(&k.ok(&["get", "deploy", "-n", "demo", "-o", "wide"])),
@@ -177,7 +188,7 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
     );
     assert_eq!(
         k.ok(&["get", "pods,cm", "-n", "demo", "-o", "name"]),
-        "pod/p1\nconfigmap/settings\n"
+        "pod/p1\nconfigmap/kube-root-ca.crt\nconfigmap/settings\n"
     );
     assert_eq!(
         k.ok(&[
@@ -213,7 +224,7 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
             "-o",
             "name"
         ]),
-        ""
+        "configmap/kube-root-ca.crt\n"
     );
     assert_eq!(
         k.ok(&[

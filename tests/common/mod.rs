@@ -24,6 +24,8 @@ pub struct Server {
     pub kubeconfig: PathBuf,
     pub extra: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// `server` (with controllers) or `apiserver` (the API server alone).
+    pub command: &'static str,
 }
 
 fn free_port() -> u16 {
@@ -61,13 +63,27 @@ impl Server {
         Server::launch(tempfile::tempdir().expect("tempdir"), extra, env)
     }
 
+    /// Starts `ironkube apiserver`: the API server alone, no controllers writing.
+    pub fn start_apiserver(extra: &[&str]) -> Server {
+        let mut s = Server::prepare(tempfile::tempdir().expect("tempdir"), extra, &[]);
+        s.command = "apiserver";
+        s.spawn();
+        s
+    }
+
     /// Starts a server on an existing data dir (e.g. one restored from a snapshot).
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         Server::launch(dir, extra, &[])
     }
 
     fn launch(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut s = Server {
+        let mut s = Server::prepare(dir, extra, env);
+        s.spawn();
+        s
+    }
+
+    fn prepare(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server {
             child: None,
             port: free_port(),
             kubeconfig: dir.path().join("admin.kubeconfig"),
@@ -77,9 +93,8 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        s.spawn();
-        s
+            command: "server",
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -95,7 +110,7 @@ impl Server {
             .open(self.dir.path().join("server.log"))
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_ironkube"))
-            .args(["server", "--data-dir"])
+            .args([self.command, "--data-dir"])
             .arg(self.dir.path())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.extra)

@@ -335,20 +335,22 @@ impl Store {
             UpdateTarget::Main if has_status => copy_field(new, old, "status"),
             UpdateTarget::Main => {}
             UpdateTarget::Status => {
-                // Only status changes; metadata keeps labels/annotations written here
-                // out, as upstream's status strategies reset everything else.
-                let status = new.get("status").cloned();
-                let rv = meta::resource_version(new).to_string();
-                *new = old.clone();
-                match status {
-                    Some(s) => new["status"] = s,
-                    None => {
-                        if let Some(o) = new.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
+                // A status write keeps the rest of the object as it was: everything
+                // outside metadata and status comes from the old object. Metadata
+                // changes (labels, annotations) go through, as with most upstream
+                // status strategies; system metadata was restored above.
+                let spec_keys: Vec<String> = old
+                    .as_object()
+                    .into_iter()
+                    .chain(new.as_object())
+                    .flat_map(|o| o.keys().cloned())
+                    .filter(|k| {
+                        !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                    })
+                    .collect();
+                for key in spec_keys {
+                    copy_field(new, old, &key);
                 }
-                meta::meta_mut(new).insert("resourceVersion".into(), json!(rv));
             }
             UpdateTarget::Finalize => {
                 let finalizers = new.pointer("/spec/finalizers").cloned();
