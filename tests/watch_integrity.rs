@@ -59,7 +59,7 @@ async fn collect(api: Api<ConfigMap>, from: String, count: usize) -> Vec<(u64, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_watchers_see_every_concurrent_update_once_in_order() {
-    let server = Server::start();
+    let server = Server::start_apiserver(&[]);
     let client = server.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for i in 0..OBJECTS {
@@ -141,7 +141,7 @@ async fn ten_watchers_see_every_concurrent_update_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_kill_9() {
-    let mut server = Server::start();
+    let mut server = Server::start_apiserver(&[]);
     let client = server.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let created: Vec<ConfigMap> = futures::stream::iter(0..1000)
