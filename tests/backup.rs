@@ -134,13 +134,7 @@ async fn snapshot_under_load(
     save: impl FnOnce() -> String,
 ) -> (State, Vec<Change>, String) {
     let initial = list_state(&api).await;
-    let start = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let start = common::list_rv(&api).await;
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let recorder = tokio::spawn(record(api.clone(), start, log.clone()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -164,13 +158,7 @@ async fn snapshot_under_load(
     for w in writers {
         let _ = w.await;
     }
-    let last = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let last = common::list_rv(&api).await;
     let last: u64 = last.parse().expect("rv");
     poll_async(
         "the recorder to catch up",

@@ -59,13 +59,7 @@ async fn two_api_servers_on_one_etcd_act_as_one_cluster() {
     let api_b: Api<ConfigMap> = Api::namespaced(b.client().await, "default");
 
     // A write through one server is seen by a watch on the other, and by its reads at once.
-    let start = api_b
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let start = common::list_rv(&api_b).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let watcher = spawn_watcher(api_b.clone(), start, seen.clone());
     let mut written = Vec::new();
@@ -207,13 +201,7 @@ async fn kill_9_etcd_under_write_load_loses_nothing() {
     let mut etcd = Etcd::start();
     let server = Server::start_with(&["--etcd-servers", &etcd.url()]);
     let api: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
-    let start = api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let start = common::list_rv(&api).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let watcher = spawn_watcher(api.clone(), start, seen.clone());
     let acked = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));

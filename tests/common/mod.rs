@@ -598,3 +598,16 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The resourceVersion of a fresh list: where a watch starts to see every later change.
+pub async fn list_rv<K>(api: &kube::Api<K>) -> String
+where
+    K: Clone + for<'de> k8s_openapi::serde::Deserialize<'de> + std::fmt::Debug,
+{
+    api.list(&kube::api::ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("list resourceVersion")
+}
