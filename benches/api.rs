@@ -88,6 +88,11 @@ fn start_etcd() -> EtcdProcess {
             &peer_url,
         ])
         .args(["--initial-cluster", &format!("bench={peer_url}")])
+        .args(
+            std::env::var("IRONKUBE_BENCH_ETCD_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -160,6 +165,19 @@ fn start_server(extra: &[&str]) -> ServerProcess {
         port,
         _dir: dir,
     }
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -243,6 +261,23 @@ where
     (rate, all)
 }
 
+/// CPU seconds used so far by the API server and by etcd (0 without etcd).
+fn cpu_of(server: &ServerProcess, etcd: Option<&EtcdProcess>) -> (f64, f64) {
+    (
+        cpu_seconds(server.child.id()),
+        etcd.map(|e| cpu_seconds(e.child.id())).unwrap_or(0.0),
+    )
+}
+
+fn print_cpu(what: &str, ops: usize, before: (f64, f64), after: (f64, f64)) {
+    let per_op = |b: f64, a: f64| (a - b) * 1e6 / ops as f64;
+    println!(
+        "  cpu per op during {what}: API server {:.0} us, etcd {:.0} us",
+        per_op(before.0, after.0),
+        per_op(before.1, after.1)
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let on_etcd = std::env::args().any(|a| a == "--etcd");
@@ -262,6 +297,7 @@ async fn main() {
     // Creates: 10,000 small ConfigMaps (these also make the list and RSS data set).
     let creates = scale(10_000);
     let (c, u) = (client.clone(), cm_url.clone());
+    let cpu_before = cpu_of(&server, etcd.as_ref());
     let (create_rate, create_lat) = load(creates, move |i| {
         let (c, u) = (c.clone(), u.clone());
         async move {
@@ -276,9 +312,17 @@ async fn main() {
         ms(percentile(&create_lat, 0.5)),
         ms(percentile(&create_lat, 0.99))
     );
+    print_cpu(
+        "creates",
+        creates,
+        cpu_before,
+        cpu_of(&server, etcd.as_ref()),
+    );
     if let Some(e) = &etcd {
         for (what, conditional) in [("puts", false), ("create-if-absent txns", true)] {
+            let cpu_before = cpu_of(&server, etcd.as_ref());
             let (raw_rate, raw_lat) = raw_etcd_writes(&e.url, creates, conditional).await;
+            print_cpu(what, creates, cpu_before, cpu_of(&server, etcd.as_ref()));
             println!(
                 "raw etcd {what}/s: {raw_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} writes, {CLIENTS} clients); API server creates reach {:.0}% of it",
                 ms(percentile(&raw_lat, 0.5)),
