@@ -1,14 +1,21 @@
-//! API server benchmark against a real `ironkube server` (release build) on
-//! loopback: creates/s and gets/s of small ConfigMaps with 32 concurrent clients
-//! (p50/p99 of each), list of 10,000 ConfigMaps (p99), watch fan-out to 100
-//! watchers (events/s delivered), and server RSS with 10,000 ConfigMaps stored.
+//! API server benchmark on loopback: creates/s and gets/s of small ConfigMaps
+//! with 32 concurrent clients (p50/p99 of each), list of 10,000 ConfigMaps
+//! (p99), watch fan-out to 100 watchers (events/s delivered), and the API
+//! server's RSS with 10,000 ConfigMaps stored.
 //!
 //! Run with `hack/bench` (or `cargo bench --bench api`). Sizes can be scaled down
-//! with IRONKUBE_BENCH_SCALE (e.g. 0.1) for a quick look.
+//! with IRONKUBE_BENCH_SCALE (e.g. 0.1) for a quick look. Modes:
 //!
-//! `cargo bench --bench api -- --etcd` runs the same load against a server on a
-//! real etcd (Debian's, on loopback) and, in the same run, measures etcd's raw put
-//! rate from the same number of concurrent clients, printing the ratio.
+//! - no flag: a release `ironkube server` on the embedded store;
+//! - `--etcd`: the same on a real etcd (Debian's, on loopback), followed by etcd's
+//!   raw put and create-if-absent txn rates from the same number of clients, with
+//!   the ratios and the CPU each process spent per operation;
+//! - `--side-by-side`: the same load, in one run, against upstream's reference
+//!   `kube-apiserver` on etcd (built by `hack/conformance build`), then ironkube
+//!   on the embedded store and on etcd, printing ironkube / reference ratios.
+//!   The reference serves only TLS with a bearer token (that is how it runs);
+//!   ironkube is spoken to in plain HTTP. Both are HTTP/1.1 with one pooled
+//!   connection per client.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,12 +23,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use conformance::reference::{self, Etcd, ReferenceApiServer};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 const CLIENTS: usize = 32;
 const WATCHERS: usize = 100;
@@ -47,101 +56,9 @@ impl Drop for ServerProcess {
     }
 }
 
-struct EtcdProcess {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for EtcdProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn start_etcd() -> EtcdProcess {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (port, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{port}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let child = Command::new("/usr/bin/etcd")
-        .args(["--name", "bench", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
-        .args(["--initial-cluster", &format!("bench={peer_url}")])
-        .args(
-            std::env::var("IRONKUBE_BENCH_ETCD_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start etcd (hack/install-deps.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "etcd did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    EtcdProcess {
-        child,
-        url,
-        _dir: dir,
-    }
-}
-
-/// etcd's own write rate: CLIENTS concurrent clients writing small values, either
-/// as plain puts or as create-if-absent transactions (what any Kubernetes create is).
-async fn raw_etcd_writes(url: &str, total: usize, conditional: bool) -> (f64, Vec<Duration>) {
-    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-    let client = etcd_client::Client::connect([url], None)
-        .await
-        .expect("etcd client");
-    let value =
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"key":"value"}}"#;
-    let prefix = if conditional { "/raw-txn" } else { "/raw-put" };
-    load(total, move |i| {
-        let mut kv = client.kv_client();
-        async move {
-            let key = format!("{prefix}/configmaps/default/cm-{i:06}");
-            if conditional {
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key, value, None)]);
-                kv.txn(txn).await.expect("txn");
-            } else {
-                kv.put(key, value, None).await.expect("put");
-            }
-        }
-    })
-    .await
-}
-
 fn start_server(extra: &[&str]) -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = reference::free_port();
     let bin = std::env::var("IRONKUBE_BIN").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/ironkube").to_string()
     });
@@ -167,6 +84,84 @@ fn start_server(extra: &[&str]) -> ServerProcess {
     }
 }
 
+/// An API server under load: where it listens, how to authenticate, and its
+/// process (for RSS and CPU).
+struct Target {
+    base: String,
+    token: Option<String>,
+    pid: u32,
+    client: HttpClient,
+}
+
+impl Target {
+    fn new(base: String, token: Option<String>, pid: u32, ca_pem: Option<&[u8]>) -> Target {
+        Target {
+            base,
+            token,
+            pid,
+            client: http_client(ca_pem),
+        }
+    }
+
+    fn configmaps(&self) -> String {
+        format!("{}/api/v1/namespaces/default/configmaps", self.base)
+    }
+
+    fn request(&self, method: &str, url: &str) -> hyper::http::request::Builder {
+        let b = hyper::Request::builder().method(method).uri(url);
+        match &self.token {
+            Some(t) => b.header("authorization", format!("Bearer {t}")),
+            None => b,
+        }
+    }
+
+    async fn send(&self, method: &str, url: &str, body: Option<(&str, String)>) -> (u16, Bytes) {
+        let mut b = self
+            .request(method, url)
+            .header("accept", "application/json");
+        let payload = match body {
+            Some((content_type, body)) => {
+                b = b.header("content-type", content_type);
+                Bytes::from(body)
+            }
+            None => Bytes::new(),
+        };
+        let req = b.body(Full::new(payload)).expect("request");
+        let resp = self.client.request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, bytes)
+    }
+}
+
+/// An HTTP/1.1 client for plain HTTP, and for HTTPS trusting `ca_pem` alone.
+fn http_client(ca_pem: Option<&[u8]>) -> HttpClient {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca_pem
+        .map(|pem| CertificateDer::pem_slice_iter(pem).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        roots.add(cert.expect("CA certificate")).expect("add CA");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CLIENTS + WATCHERS)
+        .build(connector)
+}
+
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -189,28 +184,6 @@ fn rss_mib(pid: u32) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
-}
-
-async fn request(
-    client: &HttpClient,
-    method: &str,
-    url: &str,
-    body: Option<String>,
-) -> (u16, Bytes) {
-    let mut b = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("accept", "application/json");
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    let req = b
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .expect("request");
-    let resp = client.request(req).await.expect("response");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, bytes)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -261,83 +234,50 @@ where
     (rate, all)
 }
 
-/// CPU seconds used so far by the API server and by etcd (0 without etcd).
-fn cpu_of(server: &ServerProcess, etcd: Option<&EtcdProcess>) -> (f64, f64) {
-    (
-        cpu_seconds(server.child.id()),
-        etcd.map(|e| cpu_seconds(e.child.id())).unwrap_or(0.0),
-    )
+/// What one run measured on one API server.
+struct Figures {
+    create_rate: f64,
+    create_p99: Duration,
+    /// CPU microseconds the API server spent per create.
+    create_cpu_us: f64,
+    get_rate: f64,
+    get_p99: Duration,
+    list_p99: Duration,
+    watch_rate: f64,
+    rss_mib: f64,
 }
 
-fn print_cpu(what: &str, ops: usize, before: (f64, f64), after: (f64, f64)) {
-    let per_op = |b: f64, a: f64| (a - b) * 1e6 / ops as f64;
-    println!(
-        "  cpu per op during {what}: API server {:.0} us, etcd {:.0} us",
-        per_op(before.0, after.0),
-        per_op(before.1, after.1)
-    );
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let on_etcd = std::env::args().any(|a| a == "--etcd");
-    let etcd = on_etcd.then(start_etcd);
-    let extra: Vec<&str> = match &etcd {
-        Some(e) => vec!["--etcd-servers", e.url.as_str()],
-        None => vec![],
-    };
-    println!("backend: {}", if on_etcd { "etcd" } else { "embedded" });
-    let server = start_server(&extra);
-    let base = format!("http://127.0.0.1:{}", server.port);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(CLIENTS + WATCHERS)
-        .build_http();
-    let cm_url = format!("{base}/api/v1/namespaces/default/configmaps");
+/// Runs the whole load against `t`, printing each figure as it is measured.
+async fn measure(t: Arc<Target>) -> Figures {
+    let cm_url = t.configmaps();
 
     // Creates: 10,000 small ConfigMaps (these also make the list and RSS data set).
     let creates = scale(10_000);
-    let (c, u) = (client.clone(), cm_url.clone());
-    let cpu_before = cpu_of(&server, etcd.as_ref());
+    let cpu_before = cpu_seconds(t.pid);
+    let (tc, u) = (t.clone(), cm_url.clone());
     let (create_rate, create_lat) = load(creates, move |i| {
-        let (c, u) = (c.clone(), u.clone());
+        let (tc, u) = (tc.clone(), u.clone());
         async move {
             let body = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i:06}"}},"data":{{"key":"value-{i}"}}}}"#);
-            let (status, _) = request(&c, "POST", &u, Some(body)).await;
-            assert_eq!(status, 201);
+            let (status, body) = tc.send("POST", &u, Some(("application/json", body))).await;
+            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         }
     })
     .await;
+    let create_cpu_us = (cpu_seconds(t.pid) - cpu_before) * 1e6 / creates as f64;
     println!(
-        "creates/s: {create_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} creates, {CLIENTS} clients)",
+        "creates/s: {create_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} creates, {CLIENTS} clients; API server CPU {create_cpu_us:.0} us per create)",
         ms(percentile(&create_lat, 0.5)),
         ms(percentile(&create_lat, 0.99))
     );
-    print_cpu(
-        "creates",
-        creates,
-        cpu_before,
-        cpu_of(&server, etcd.as_ref()),
-    );
-    if let Some(e) = &etcd {
-        for (what, conditional) in [("puts", false), ("create-if-absent txns", true)] {
-            let cpu_before = cpu_of(&server, etcd.as_ref());
-            let (raw_rate, raw_lat) = raw_etcd_writes(&e.url, creates, conditional).await;
-            print_cpu(what, creates, cpu_before, cpu_of(&server, etcd.as_ref()));
-            println!(
-                "raw etcd {what}/s: {raw_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} writes, {CLIENTS} clients); API server creates reach {:.0}% of it",
-                ms(percentile(&raw_lat, 0.5)),
-                ms(percentile(&raw_lat, 0.99)),
-                100.0 * create_rate / raw_rate
-            );
-        }
-    }
 
     let gets = scale(100_000);
-    let (c, u) = (client.clone(), cm_url.clone());
+    let (tc, u) = (t.clone(), cm_url.clone());
     let (get_rate, get_lat) = load(gets, move |i| {
-        let (c, u) = (c.clone(), u.clone());
+        let (tc, u) = (tc.clone(), u.clone());
         async move {
-            let (status, _) = request(&c, "GET", &format!("{u}/cm-{:06}", i % creates), None).await;
+            let url = format!("{u}/cm-{:06}", i % creates);
+            let (status, _) = tc.send("GET", &url, None).await;
             assert_eq!(status, 200);
         }
     })
@@ -350,9 +290,9 @@ async fn main() {
 
     let mut list_lat = Vec::new();
     for _ in 0..scale(30) {
-        let t = Instant::now();
-        let (status, body) = request(&client, "GET", &cm_url, None).await;
-        list_lat.push(t.elapsed());
+        let start = Instant::now();
+        let (status, body) = t.send("GET", &cm_url, None).await;
+        list_lat.push(start.elapsed());
         assert_eq!(status, 200);
         assert!(body.len() > creates * 50);
     }
@@ -363,14 +303,28 @@ async fn main() {
         ms(percentile(&list_lat, 0.99)),
         list_lat.len()
     );
-    println!(
-        "server RSS with {creates} ConfigMaps: {:.1} MiB",
-        rss_mib(server.child.id())
-    );
+    let rss = rss_mib(t.pid);
+    println!("server RSS with {creates} ConfigMaps: {rss:.1} MiB");
 
-    // Watch fan-out: 100 watchers, then updates; events delivered per second in total.
+    let watch_rate = watch_fan_out(t.clone(), creates).await;
+    Figures {
+        create_rate,
+        create_p99: percentile(&create_lat, 0.99),
+        create_cpu_us,
+        get_rate,
+        get_p99: percentile(&get_lat, 0.99),
+        list_p99: percentile(&list_lat, 0.99),
+        watch_rate,
+        rss_mib: rss,
+    }
+}
+
+/// WATCHERS watches from one resourceVersion, then updates of the ConfigMaps;
+/// returns the events delivered per second, all watchers together.
+async fn watch_fan_out(t: Arc<Target>, creates: usize) -> f64 {
+    let cm_url = t.configmaps();
     let rv = {
-        let (_, body) = request(&client, "GET", &format!("{cm_url}?limit=1"), None).await;
+        let (_, body) = t.send("GET", &format!("{cm_url}?limit=1"), None).await;
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         v["metadata"]["resourceVersion"]
             .as_str()
@@ -382,13 +336,14 @@ async fn main() {
     let mut watchers = Vec::new();
     for _ in 0..WATCHERS {
         let url = format!("{cm_url}?watch=true&resourceVersion={rv}");
-        let c = client.clone();
+        let tc = t.clone();
         let delivered = delivered.clone();
         watchers.push(tokio::spawn(async move {
-            let req = hyper::Request::get(url)
+            let req = tc
+                .request("GET", &url)
                 .body(Full::new(Bytes::new()))
                 .expect("req");
-            let mut body = c.request(req).await.expect("watch").into_body();
+            let mut body = tc.client.request(req).await.expect("watch").into_body();
             let mut seen = 0usize;
             let mut partial = Vec::new();
             while seen < updates {
@@ -409,18 +364,16 @@ async fn main() {
         }));
     }
     let start = Instant::now();
-    let (c, u) = (client.clone(), cm_url.clone());
+    let (tc, u) = (t.clone(), cm_url.clone());
     load(updates, move |i| {
-        let (c, u) = (c.clone(), u.clone());
+        let (tc, u) = (tc.clone(), u.clone());
         async move {
             let patch = format!(r#"{{"data":{{"key":"updated-{i}"}}}}"#);
-            let req = hyper::Request::patch(format!("{u}/cm-{:06}", i % creates))
-                .header("content-type", "application/merge-patch+json")
-                .body(Full::new(Bytes::from(patch)))
-                .expect("req");
-            let resp = c.request(req).await.expect("patch");
-            assert_eq!(resp.status().as_u16(), 200);
-            let _ = resp.into_body().collect().await;
+            let url = format!("{u}/cm-{:06}", i % creates);
+            let (status, _) = tc
+                .send("PATCH", &url, Some(("application/merge-patch+json", patch)))
+                .await;
+            assert_eq!(status, 200);
         }
     })
     .await;
@@ -433,4 +386,131 @@ async fn main() {
         "watch fan-out: {:.0} events/s delivered to {WATCHERS} watchers ({total} events, {updates} updates, {elapsed:.2} s)",
         total as f64 / elapsed
     );
+    total as f64 / elapsed
+}
+
+/// etcd's own write rate: CLIENTS concurrent clients writing small values, either
+/// as plain puts or as create-if-absent transactions (what any Kubernetes create is).
+async fn raw_etcd_writes(url: &str, total: usize, conditional: bool) -> (f64, Vec<Duration>) {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let client = etcd_client::Client::connect([url], None)
+        .await
+        .expect("etcd client");
+    let value =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"key":"value"}}"#;
+    let prefix = if conditional { "/raw-txn" } else { "/raw-put" };
+    load(total, move |i| {
+        let mut kv = client.kv_client();
+        async move {
+            let key = format!("{prefix}/configmaps/default/cm-{i:06}");
+            if conditional {
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, value, None)]);
+                kv.txn(txn).await.expect("txn");
+            } else {
+                kv.put(key, value, None).await.expect("put");
+            }
+        }
+    })
+    .await
+}
+
+fn ironkube_target(server: &ServerProcess) -> Arc<Target> {
+    Arc::new(Target::new(
+        format!("http://127.0.0.1:{}", server.port),
+        None,
+        server.child.id(),
+        None,
+    ))
+}
+
+/// `--etcd`: ironkube on etcd, then etcd's raw write rates beside it.
+async fn bench_on_etcd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = Etcd::start(dir.path()).expect("start etcd (hack/install-deps.sh installs it)");
+    let server = start_server(&["--etcd-servers", &etcd.url]);
+    let figures = measure(ironkube_target(&server)).await;
+    let creates = scale(10_000);
+    for (what, conditional) in [("puts", false), ("create-if-absent txns", true)] {
+        let cpu_before = cpu_seconds(etcd.pid());
+        let (raw_rate, raw_lat) = raw_etcd_writes(&etcd.url, creates, conditional).await;
+        let etcd_cpu_us = (cpu_seconds(etcd.pid()) - cpu_before) * 1e6 / creates as f64;
+        println!(
+            "raw etcd {what}/s: {raw_rate:.0}  p50 {:.2} ms  p99 {:.2} ms  ({creates} writes, {CLIENTS} clients; etcd CPU {etcd_cpu_us:.0} us per write); API server creates reach {:.0}% of it",
+            ms(percentile(&raw_lat, 0.5)),
+            ms(percentile(&raw_lat, 0.99)),
+            100.0 * figures.create_rate / raw_rate
+        );
+    }
+}
+
+/// A row of the side-by-side table: its name and how to read it off the figures.
+type Row = (&'static str, fn(&Figures) -> f64);
+
+/// `--side-by-side`: the reference kube-apiserver, ironkube embedded and
+/// ironkube on etcd, one after the other in one run; then the ratios.
+async fn bench_side_by_side() {
+    println!("== reference kube-apiserver (upstream v1.34, on etcd)");
+    let reference = ReferenceApiServer::start().expect("start the reference kube-apiserver");
+    let target = Arc::new(Target::new(
+        reference.url.clone(),
+        Some(reference::TOKEN.to_string()),
+        reference.pid(),
+        Some(&reference.ca_pem),
+    ));
+    let upstream = measure(target).await;
+    drop(reference);
+
+    println!("== ironkube, embedded store");
+    let server = start_server(&[]);
+    let embedded = measure(ironkube_target(&server)).await;
+    drop(server);
+
+    println!("== ironkube, on etcd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = Etcd::start(dir.path()).expect("start etcd");
+    let server = start_server(&["--etcd-servers", &etcd.url]);
+    let on_etcd = measure(ironkube_target(&server)).await;
+    drop(server);
+
+    println!();
+    println!("ironkube / reference (higher is better for rates, lower for latency and RSS):");
+    println!(
+        "{:<24} {:>12} {:>12} {:>12} {:>9} {:>9}",
+        "figure", "reference", "embedded", "etcd", "emb/ref", "etcd/ref"
+    );
+    let rows: [Row; 8] = [
+        ("creates/s", |f| f.create_rate),
+        ("create p99 ms", |f| ms(f.create_p99)),
+        ("CPU us per create", |f| f.create_cpu_us),
+        ("gets/s", |f| f.get_rate),
+        ("get p99 ms", |f| ms(f.get_p99)),
+        ("list p99 ms", |f| ms(f.list_p99)),
+        ("watch events/s", |f| f.watch_rate),
+        ("RSS MiB", |f| f.rss_mib),
+    ];
+    for (name, get) in rows {
+        let (r, e, d) = (get(&upstream), get(&embedded), get(&on_etcd));
+        println!(
+            "{name:<24} {r:>12.1} {e:>12.1} {d:>12.1} {:>9.2} {:>9.2}",
+            e / r,
+            d / r
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--side-by-side") {
+        bench_side_by_side().await;
+    } else if args.iter().any(|a| a == "--etcd") {
+        println!("backend: etcd");
+        bench_on_etcd().await;
+    } else {
+        println!("backend: embedded");
+        let server = start_server(&[]);
+        measure(ironkube_target(&server)).await;
+    }
 }
