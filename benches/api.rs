@@ -4,7 +4,9 @@
 //! server's RSS with 10,000 ConfigMaps stored.
 //!
 //! Run with `hack/bench` (or `cargo bench --bench api`). Sizes can be scaled down
-//! with IRONKUBE_BENCH_SCALE (e.g. 0.1) for a quick look. Modes:
+//! with IRONKUBE_BENCH_SCALE (e.g. 0.1) for a quick look, and
+//! IRONKUBE_BENCH_COMMAND=apiserver measures the API server without the
+//! controllers of `ironkube server` (whose watches cost a little per write). Modes:
 //!
 //! - no flag: a release `ironkube server` on the embedded store;
 //! - `--etcd`: the same on a real etcd (Debian's, on loopback), followed by etcd's
@@ -63,7 +65,8 @@ fn start_server(extra: &[&str]) -> ServerProcess {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/ironkube").to_string()
     });
     let child = Command::new(bin)
-        .args(["server", "--data-dir"])
+        .arg(std::env::var("IRONKUBE_BENCH_COMMAND").unwrap_or_else(|_| "server".into()))
+        .arg("--data-dir")
         .arg(dir.path())
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
