@@ -8,6 +8,7 @@
 //! * [`resources`]: the table of served resources.
 
 pub mod api_error;
+pub mod bootstrap;
 pub mod endpoints;
 pub mod managed;
 pub mod openapi;

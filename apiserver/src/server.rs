@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::endpoints::{self, App};
-use crate::registry::{Store, WriteOptions};
+use crate::registry::Store;
 use crate::resources::ResourceTable;
 use crate::storage::SharedStorage;
 use crate::storage::embedded::EmbeddedStore;
@@ -54,45 +52,7 @@ pub enum ServerError {
     Serve(std::io::Error),
 }
 
-/// The namespaces every cluster starts with.
-pub const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
-
-/// Creates what must exist before clients arrive (idempotent).
-pub async fn bootstrap(store: &Store, table: &ResourceTable) -> Result<(), ServerError> {
-    let Some(ns) = table.get("", "v1", "namespaces") else {
-        return Ok(());
-    };
-    for name in SYSTEM_NAMESPACES {
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match store.create(&ns, None, obj, &WriteOptions::default()).await {
-            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
-            Err(e) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // The API server's own Service, at the first address of the service range.
-    if let Some(svc) = table.get("", "v1", "services") {
-        let obj = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {
-                "clusterIP": crate::registry::service_ips::KUBERNETES_SERVICE_IP.to_string(),
-                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
-                "sessionAffinity": "None", "type": "ClusterIP",
-            },
-        });
-        match store
-            .create(&svc, Some("default"), obj, &WriteOptions::default())
-            .await
-        {
-            Ok(_) => tracing::info!("created the kubernetes service"),
-            Err(e) if e.code == 409 || e.code == 422 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
+pub use crate::bootstrap::{SYSTEM_NAMESPACES, bootstrap};
 
 pub fn kubeconfig_yaml(server_url: &str) -> String {
     format!(
@@ -158,7 +118,6 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
     };
     let table = ResourceTable::with_builtins();
     let store = Store::new(storage.clone(), table.clone());
-    bootstrap(&store, &table).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -169,6 +128,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         addr: config.listen,
         source,
     })?;
+    bootstrap(&store, &table, addr).await?;
     write_kubeconfig(&config.kubeconfig, addr)?;
     tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %addr, "API server ready; admin kubeconfig written");
     if let Some(interval) = config.compaction_interval {

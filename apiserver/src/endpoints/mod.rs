@@ -146,7 +146,7 @@ mod tests {
         let storage = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let table = ResourceTable::with_builtins();
         let store = Store::new(storage, table.clone());
-        crate::server::bootstrap(&store, &table)
+        crate::server::bootstrap(&store, &table, "127.0.0.1:6443".parse().expect("addr"))
             .await
             .expect("bootstrap");
         let app = Arc::new(App {

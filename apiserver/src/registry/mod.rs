@@ -1,6 +1,7 @@
 //! The registry layer: one generic [`store::Store`] for every resource, plus the
 //! per-kind [`strategy`] objects and upstream's defaulting.
 
+pub mod config_objects;
 pub mod defaults;
 pub mod list;
 pub mod meta;

@@ -140,7 +140,7 @@ impl Store {
         }
         strategy.prepare_for_create(&mut obj);
         let name = meta::name(&obj).to_string();
-        self.validate(info, &obj)?;
+        self.validate(info, &obj, None)?;
         if !opts.apply {
             managed::track_update(
                 info,
@@ -176,7 +176,8 @@ impl Store {
         }
     }
 
-    fn validate(&self, info: &ResourceInfo, obj: &Value) -> ApiResult<()> {
+    /// Name rules and the kind's checks; with `old`, also the checks of an update.
+    fn validate(&self, info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
         let name = meta::name(obj);
         let mut errs = Vec::new();
         let rule = names::name_rule_for(&info.group, &info.plural);
@@ -192,6 +193,9 @@ impl Store {
             }
         }
         errs.extend(info.strategy.validate(obj));
+        if let Some(old) = old {
+            errs.extend(info.strategy.validate_update(obj, old));
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -256,7 +260,7 @@ impl Store {
                     .unwrap_or(0);
                 meta::meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
             }
-            self.validate(info, &new)?;
+            self.validate(info, &new, Some(&old))?;
             if new.pointer("/metadata/managedFields").is_none()
                 && let Some(mf) = old.pointer("/metadata/managedFields")
             {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api_error::{ApiResult, FieldError};
 use crate::registry::store::Store;
-use crate::registry::{defaults, service_ips};
+use crate::registry::{config_objects, defaults, service_ips};
 
 pub trait Strategy: Send + Sync + 'static {
     /// Sets defaults and system-owned fields of a new object (status is already cleared
@@ -27,6 +27,12 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// Kind-specific validation of a new object.
     fn validate(&self, _obj: &Value) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Kind-specific checks of an update against the stored object (immutable
+    /// fields), after [`Strategy::validate`] of the new object.
+    fn validate_update(&self, _obj: &Value, _old: &Value) -> Vec<FieldError> {
         Vec::new()
     }
 
@@ -238,6 +244,8 @@ pub fn for_builtin(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("", "namespaces") => Arc::new(Namespaces),
         ("", "services") => Arc::new(Services),
         ("", "nodes") => Arc::new(KeepStatus),
+        ("", "secrets") => Arc::new(config_objects::Secrets),
+        ("", "configmaps") => Arc::new(config_objects::ConfigMaps),
         ("", "endpoints" | "events" | "limitranges") | ("coordination.k8s.io", "leases") => {
             Arc::new(CreateOnUpdate)
         }
