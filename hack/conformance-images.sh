@@ -345,7 +345,8 @@ EOF
 
 # sonobuoy_version: the sonobuoy release pinned in conformance/sonobuoy/go.mod.
 sonobuoy_version() {
-  awk '$1 == "github.com/vmware-tanzu/sonobuoy" && $2 ~ /^v/ { print $2; exit }' \
+  # Either `require M V` or `M V` inside a require block.
+  awk '{ for (i = 1; i < NF; i++) if ($i == "github.com/vmware-tanzu/sonobuoy" && $(i + 1) ~ /^v/) { print $(i + 1); exit } }' \
     "${SONOBUOY_MOD_DIR}/go.mod"
 }
 
