@@ -8,6 +8,12 @@
 //	go build k8s.io/kubernetes/cmd/kube-apiserver -> kube-apiserver
 //	go build k8s.io/kubernetes/cmd/kubectl        -> kubectl
 //
+// and, for `hack/conformance images` (the test images and upstream's
+// conformance image, built locally):
+//
+//	go build k8s.io/kubernetes/test/images/agnhost          -> agnhost
+//	go build k8s.io/kubernetes/test/conformance/image/go-runner -> go-runner
+//
 // The "tools" build tag keeps this file out of every build; `go mod tidy`
 // still reads it, so go.mod/go.sum cover these packages and the imports of
 // test/e2e's own test file (e2e_test.go), which tidy would not see otherwise.
@@ -17,7 +23,9 @@ import (
 	_ "github.com/onsi/ginkgo/v2/ginkgo"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/test/conformance/image/go-runner"
 	_ "k8s.io/kubernetes/test/e2e"
+	_ "k8s.io/kubernetes/test/images/agnhost"
 
 	// Imports of test/e2e/e2e_test.go.
 	_ "go.yaml.in/yaml/v2"

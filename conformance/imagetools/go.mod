@@ -1,0 +1,15 @@
+// Image tooling for hack/conformance: ocipack (image tarballs without a
+// container runtime) and a static pause. A module of its own, so that its
+// dependencies never move the versions pinned for upstream's binaries in
+// ../harness.
+module ironkube.dev/conformance/imagetools
+
+go 1.25.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
