@@ -80,16 +80,17 @@ pub fn decode_object(
         ));
     }
     let input = Value::Object(map);
-    let mut problems = Vec::new();
-    if validation != FieldValidation::Ignore
-        && let Some(bytes) = json_bytes
-    {
-        problems.extend(
-            duplicate_fields(bytes)
-                .into_iter()
-                .map(|p| format!("duplicate field {p:?}")),
-        );
-    }
+    // Upstream's decoder reports strict errors in document order.
+    let keys = match (validation, json_bytes) {
+        (FieldValidation::Ignore, _) | (_, None) => Vec::new(),
+        (_, Some(bytes)) => keys_in_order(bytes),
+    };
+    let mut problems: Vec<(usize, String)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, duplicate))| *duplicate)
+        .map(|(i, (p, _))| (i, format!("duplicate field {p:?}")))
+        .collect();
     let object = match info.codec {
         Some(codec) => {
             let normalised =
@@ -97,12 +98,17 @@ pub fn decode_object(
             if validation != FieldValidation::Ignore {
                 let mut unknown = Vec::new();
                 unknown_fields(&input, &normalised, String::new(), &mut unknown);
-                problems.extend(unknown.into_iter().map(|p| format!("unknown field {p:?}")));
+                problems.extend(unknown.into_iter().map(|p| {
+                    let at = keys.iter().position(|(k, _)| *k == p).unwrap_or(usize::MAX);
+                    (at, format!("unknown field {p:?}"))
+                }));
             }
             normalised
         }
         None => input,
     };
+    problems.sort_by_key(|(at, _)| *at);
+    let problems: Vec<String> = problems.into_iter().map(|(_, p)| p).collect();
     match validation {
         FieldValidation::Strict if !problems.is_empty() => Err(cannot(format!(
             "strict decoding error: {}",
@@ -145,11 +151,12 @@ fn unknown_fields(input: &Value, output: &Value, path: String, out: &mut Vec<Str
     }
 }
 
-/// Paths of keys that appear twice in one JSON object.
-fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
+/// The path of every key of a JSON document in document order, each marked
+/// when it repeats a key of the same object (a duplicate).
+fn keys_in_order(bytes: &[u8]) -> Vec<(String, bool)> {
     struct Walk<'a> {
         path: String,
-        found: &'a mut Vec<String>,
+        found: &'a mut Vec<(String, bool)>,
     }
     impl<'de> de::DeserializeSeed<'de> for Walk<'_> {
         type Value = ();
@@ -170,9 +177,8 @@ fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
                 } else {
                     format!("{}.{key}", self.path)
                 };
-                if !seen.insert(key) {
-                    self.found.push(p.clone());
-                }
+                let duplicate = !seen.insert(key);
+                self.found.push((p.clone(), duplicate));
                 map.next_value_seed(Walk {
                     path: p,
                     found: self.found,
@@ -229,6 +235,24 @@ mod tests {
     use super::*;
     use crate::resources::ResourceTable;
     use serde_json::json;
+
+    #[test]
+    fn strict_errors_come_in_document_order() {
+        let t = ResourceTable::with_builtins();
+        let cm = t.get("", "v1", "configmaps").unwrap();
+        let body = br#"{"apiVersion":"v1","kind":"ConfigMap","bogus":1,"metadata":{"name":"a","name":"b"}}"#;
+        let raw: Value = serde_json::from_slice(body).unwrap();
+        let err = decode_object(&cm, raw, Some(body), FieldValidation::Strict)
+            .err()
+            .unwrap();
+        assert!(
+            err.message.ends_with(
+                r#"strict decoding error: unknown field "bogus", duplicate field "metadata.name""#
+            ),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn strict_reports_unknown_and_duplicate_fields_like_upstream() {

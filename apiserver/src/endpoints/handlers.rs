@@ -14,15 +14,16 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::decode::{FieldValidation, decode_object};
+use super::filters;
 use super::negotiate::{self, Output};
 use super::render::{self, IncludeObject};
 use super::request_info::RequestInfo;
 use crate::api_error::{ApiError, ApiResult};
 use crate::patching as patch;
 use crate::registry::list::ListRequest;
-use crate::registry::meta;
 use crate::registry::watch::{WatchEvent, WatchRequest};
 use crate::registry::{DeleteOptions, DeleteOutcome, UpdateTarget, WriteOptions};
+use crate::registry::{meta, reviews};
 use crate::resources::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
 
@@ -192,6 +193,9 @@ async fn list(call: Call<'_>) -> ApiResult<Response> {
 }
 
 async fn create(call: Call<'_>) -> ApiResult<Response> {
+    if reviews::is_review(&call.info.group, &call.info.plural) {
+        return review(call);
+    }
     let output = call.output()?;
     let opts = call.write_options()?;
     let decoded = call.decode()?;
@@ -208,6 +212,29 @@ async fn create(call: Call<'_>) -> ApiResult<Response> {
         call.include(),
         StatusCode::CREATED,
         &created,
+        &decoded.warnings,
+    )
+}
+
+/// A review is answered, not stored; it has no Table or metadata-only form
+/// (upstream gives those resources no table convertor).
+fn review(call: Call<'_>) -> ApiResult<Response> {
+    let output = call.output()?;
+    if output != Output::Json && output != Output::Yaml {
+        return Err(ApiError::not_acceptable(negotiate::SERVED_TYPES));
+    }
+    let decoded = call.decode()?;
+    let mut obj = decoded.object;
+    check_namespace_of_body(&call, &mut obj)?;
+    let user = filters::authenticate(call.headers)?;
+    reviews::answer(&call.info.plural, &mut obj, &user)
+        .map_err(|errs| ApiError::invalid(&call.info, meta::name(&obj), &errs))?;
+    render::object(
+        &call.info,
+        output,
+        call.include(),
+        StatusCode::CREATED,
+        &obj,
         &decoded.warnings,
     )
 }

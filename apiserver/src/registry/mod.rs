@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod list;
 pub mod meta;
 pub mod namespaces;
+pub mod reviews;
 pub mod service_ips;
 pub mod store;
 pub mod strategy;
