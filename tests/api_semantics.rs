@@ -149,9 +149,10 @@ fn discovery_version_and_health() {
         .find(|r| r["resource"] == "deployments")
         .expect("deployments");
     assert_eq!(deploy["scope"], "Namespaced");
+    // As upstream: group and version only where they differ from the resource's.
     assert_eq!(
         deploy["responseKind"],
-        json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+        json!({"group": "", "version": "", "kind": "Deployment"})
     );
     assert!(
         deploy["subresources"]
@@ -988,7 +989,8 @@ fn dry_run_and_field_validation() {
             b"{}"
         )
         .status,
-        400
+        422,
+        "an unsupported dryRun value is an invalid CreateOptions, as upstream"
     );
     // Warn (the default) answers with a warning header; Ignore is silent; YAML bodies work.
     let warn = raw_request(

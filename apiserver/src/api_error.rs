@@ -215,6 +215,19 @@ impl ApiError {
         )
     }
 
+    /// An invalid query parameter of a request, as a field error of its
+    /// options kind (`CreateOptions`, `PatchOptions`...).
+    pub fn invalid_options(kind: &str, error: &FieldError) -> Self {
+        let cause =
+            json!({"reason": error.kind.reason(), "message": error.body(), "field": error.field});
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind}.meta.k8s.io \"\" is invalid: {error}"),
+        )
+        .with_details(json!({"group": "meta.k8s.io", "kind": kind, "causes": [cause]}))
+    }
+
     pub fn invalid(info: &ResourceInfo, name: &str, errors: &[FieldError]) -> Self {
         let causes: Vec<Value> = errors
             .iter()
@@ -232,7 +245,13 @@ impl ApiError {
                     .join(", ")
             )
         };
-        let mut d = json!({ "name": name });
+        // An object without a name (a create that gave none) has no name in
+        // the details either.
+        let mut d = if name.is_empty() {
+            json!({})
+        } else {
+            json!({ "name": name })
+        };
         if !info.group.is_empty() {
             d["group"] = json!(info.group);
         }

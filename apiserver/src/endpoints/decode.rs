@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::api_error::{ApiError, ApiResult, FieldError, FieldErrorKind};
 use crate::resources::ResourceInfo;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -19,14 +19,19 @@ pub enum FieldValidation {
 }
 
 impl FieldValidation {
-    pub fn parse(v: Option<&str>) -> ApiResult<FieldValidation> {
+    /// The `fieldValidation` query parameter; an unsupported value is a field
+    /// error of the request's options (`CreateOptions.fieldValidation`...).
+    pub fn parse(v: Option<&str>) -> Result<FieldValidation, FieldError> {
         match v.unwrap_or("") {
             "" | "Warn" => Ok(FieldValidation::Warn),
             "Strict" => Ok(FieldValidation::Strict),
             "Ignore" => Ok(FieldValidation::Ignore),
-            other => Err(ApiError::bad_request(format!(
-                "fieldValidation parameter unsupported: {other}. Accepted values are Ignore, Warn, and Strict"
-            ))),
+            other => Err(FieldError::new(
+                FieldErrorKind::NotSupported,
+                "fieldValidation",
+                Some(format!("{other:?}")),
+                r#"supported values: "", "Ignore", "Strict", "Warn""#,
+            )),
         }
     }
 }

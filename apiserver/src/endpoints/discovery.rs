@@ -45,6 +45,11 @@ fn resource_entries(gv: &GroupVersion) -> Vec<Value> {
         if !r.categories.is_empty() {
             e["categories"] = json!(r.categories);
         }
+        // Only stored resources have a storage version: not create-only
+        // reviews and bindings, nor the computed componentstatuses.
+        if r.verbs.contains(&"list") && r.plural != "componentstatuses" {
+            e["storageVersionHash"] = json!(storage_version_hash(&r.group, &r.version, &r.kind));
+        }
         out.push(e);
         for s in &r.subresources {
             let mut e = json!({"name": format!("{}/{}", r.plural, s.name), "singularName": "", "namespaced": r.namespaced});
@@ -61,10 +66,26 @@ fn resource_entries(gv: &GroupVersion) -> Vec<Value> {
     out
 }
 
+/// What lets clients notice that a resource's storage version changed:
+/// the first 8 bytes of SHA-256 over `group/version/kind`, in base64.
+/// Every built-in resource is stored in the version it is served in.
+fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{kind}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
+}
+
+/// A resource in aggregated discovery. Its `responseKind` names group and
+/// version only where they differ from the resource's own (a `scale`
+/// subresource answers `autoscaling/v1`), as upstream's conversion from
+/// `APIResource` leaves them empty otherwise.
 fn discovery_resource(r: &ResourceInfo) -> Value {
     let mut e = json!({
         "resource": r.plural,
-        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "responseKind": {"group": "", "version": "", "kind": r.kind},
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular,
         "verbs": r.verbs,
@@ -80,7 +101,7 @@ fn discovery_resource(r: &ResourceInfo) -> Value {
             .subresources
             .iter()
             .map(|s| {
-                let (g, v) = if s.version.is_empty() { (r.group.as_str(), r.version.as_str()) } else { (s.group.as_str(), s.version.as_str()) };
+                let (g, v) = if s.version.is_empty() { ("", "") } else { (s.group.as_str(), s.version.as_str()) };
                 json!({"subresource": s.name, "responseKind": {"group": g, "version": v, "kind": s.kind}, "verbs": s.verbs})
             })
             .collect();
@@ -265,4 +286,15 @@ pub fn health(path: &str, verbose: bool) -> Option<Response> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_version_hash_is_upstreams() {
+        // As the reference kube-apiserver v1.34 reports for configmaps.
+        assert_eq!(storage_version_hash("", "v1", "ConfigMap"), "qFsyl6wFWjQ=");
+    }
 }

@@ -18,7 +18,7 @@ use super::filters;
 use super::negotiate::{self, Output};
 use super::render::{self, IncludeObject};
 use super::request_info::RequestInfo;
-use crate::api_error::{ApiError, ApiResult};
+use crate::api_error::{ApiError, ApiResult, FieldError, FieldErrorKind};
 use crate::patching as patch;
 use crate::registry::list::ListRequest;
 use crate::registry::watch::{WatchEvent, WatchRequest};
@@ -59,8 +59,11 @@ impl Call<'_> {
             None | Some("") => false,
             Some("All") => true,
             Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid dry run value: {other}: supported values are: [All]"
+                return Err(self.invalid_options(FieldError::new(
+                    FieldErrorKind::NotSupported,
+                    "dryRun",
+                    Some(format!("[{other:?}]")),
+                    r#"supported values: "All""#,
                 )));
             }
         };
@@ -76,8 +79,22 @@ impl Call<'_> {
             apply: false,
         })
     }
+    /// A bad query parameter, reported as upstream validates the verb's
+    /// options object (`CreateOptions.meta.k8s.io "" is invalid: ...`).
+    fn invalid_options(&self, error: FieldError) -> ApiError {
+        let kind = match self.req.verb {
+            "create" => "CreateOptions",
+            "update" => "UpdateOptions",
+            "patch" => "PatchOptions",
+            _ => "DeleteOptions",
+        };
+        ApiError::invalid_options(kind, &error)
+    }
+    fn field_validation(&self) -> ApiResult<FieldValidation> {
+        FieldValidation::parse(self.q("fieldValidation")).map_err(|e| self.invalid_options(e))
+    }
     fn decode(&self) -> ApiResult<super::decode::Decoded> {
-        let validation = FieldValidation::parse(self.q("fieldValidation"))?;
+        let validation = self.field_validation()?;
         let raw = negotiate::decode_body(self.headers, &self.body)?;
         let is_json = self
             .headers
@@ -146,6 +163,14 @@ pub async fn dispatch(call: Call<'_>) -> ApiResult<Response> {
         };
     }
     if !call.info.has_verb(call.req.verb) {
+        return Err(ApiError::method_not_allowed());
+    }
+    // Upstream installs create on collections only, update and patch on items
+    // only: any other pairing of method and path has no route.
+    let on_item = call.req.name.is_some();
+    if (call.req.verb == "create" && on_item)
+        || (matches!(call.req.verb, "update" | "patch") && !on_item)
+    {
         return Err(ApiError::method_not_allowed());
     }
     if call.info.namespaced && call.ns().is_none() && !matches!(call.req.verb, "list" | "watch") {
@@ -306,7 +331,7 @@ const PATCH_TYPES: &[&str] = &[
 async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
     let output = call.output()?;
     let opts = call.write_options()?;
-    let validation = FieldValidation::parse(call.q("fieldValidation"))?;
+    let validation = call.field_validation()?;
     if call.body.len() > negotiate::MAX_BODY {
         return Err(ApiError::too_large(negotiate::MAX_BODY));
     }
@@ -334,9 +359,9 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
         return server_side_apply(call, target, opts, validation, force).await;
     }
     if force {
-        return Err(ApiError::invalid_patch_options(
-            "force",
-            "Forbidden: may not be specified for non-apply patch",
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            &FieldError::forbidden("force", "may not be specified for non-apply patch"),
         ));
     }
     let patch_type = match essence.as_str() {
@@ -421,9 +446,9 @@ async fn server_side_apply(
     let manager = match opts.field_manager.as_deref() {
         Some(m) if !m.is_empty() => m.to_string(),
         _ => {
-            return Err(ApiError::invalid_patch_options(
-                "fieldManager",
-                "Required value: is required for apply patch",
+            return Err(ApiError::invalid_options(
+                "PatchOptions",
+                &FieldError::required("fieldManager", "is required for apply patch"),
             ));
         }
     };
@@ -538,7 +563,14 @@ async fn delete(call: Call<'_>) -> ApiResult<Response> {
         .await?;
     let obj = match outcome {
         DeleteOutcome::Pending(o) => o,
-        DeleteOutcome::Deleted(o) if call.info.strategy.returns_deleted_object() => o,
+        DeleteOutcome::Deleted(o)
+            if crate::registry::strategy::returns_deleted_object(
+                &call.info.group,
+                &call.info.plural,
+            ) =>
+        {
+            o
+        }
         DeleteOutcome::Deleted(o) => {
             let mut details = json!({"name": call.name()});
             if !call.info.group.is_empty() {
@@ -876,15 +908,6 @@ impl ApiError {
             format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
         )
         .with_details(json!({"group": "meta.k8s.io", "kind": "DeleteOptions"}))
-    }
-
-    fn invalid_patch_options(field: &str, what: &str) -> ApiError {
-        ApiError::new(
-            422,
-            "Invalid",
-            format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {what}"),
-        )
-        .with_details(json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValue", "message": what, "field": field}]}))
     }
 
     fn invalid_scale(name: &str, replicas: i64) -> ApiError {

@@ -44,7 +44,16 @@ fn default_container(c: &mut Value) {
     }
 }
 
-/// `SetDefaults_PodSpec` and its containers.
+/// `SetDefaults_Pod`: what `pod_spec` sets plus what only a Pod (not a
+/// template) gets.
+pub fn pod(spec: &mut Value) {
+    pod_spec(spec);
+    if let Some(s) = spec.as_object_mut() {
+        set_default(s, "enableServiceLinks", json!(true));
+    }
+}
+
+/// `SetDefaults_PodSpec` and its containers (pods and pod templates alike).
 pub fn pod_spec(spec: &mut Value) {
     let Some(s) = spec.as_object_mut() else {
         return;
@@ -54,7 +63,6 @@ pub fn pod_spec(spec: &mut Value) {
     set_default(s, "dnsPolicy", json!("ClusterFirst"));
     set_default(s, "securityContext", json!({}));
     set_default(s, "schedulerName", json!("default-scheduler"));
-    set_default(s, "enableServiceLinks", json!(true));
     for key in ["containers", "initContainers"] {
         if let Some(list) = s.get_mut(key).and_then(Value::as_array_mut) {
             list.iter_mut().for_each(default_container);
@@ -285,6 +293,13 @@ mod tests {
         assert_eq!(spec["containers"][0]["imagePullPolicy"], "IfNotPresent");
         assert_eq!(spec["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(qos_class(&spec), "BestEffort");
+        assert_eq!(
+            spec.get("enableServiceLinks"),
+            None,
+            "templates get no service links default"
+        );
+        pod(&mut spec);
+        assert_eq!(spec["enableServiceLinks"], true);
         let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});

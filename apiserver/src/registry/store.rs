@@ -192,6 +192,7 @@ impl Store {
                 errs.push(FieldError::invalid("metadata.name", name, msg));
             }
         }
+        errs.extend(validate_labels_and_annotations(obj));
         errs.extend(info.strategy.validate(obj));
         if let Some(old) = old {
             errs.extend(info.strategy.validate_update(obj, old));
@@ -508,3 +509,31 @@ fn check_preconditions(
 
 /// Shared handle used by handlers.
 pub type SharedStore = Arc<Store>;
+
+/// `ValidateLabels` and `ValidateAnnotations` of object metadata: label keys
+/// and annotation keys (case-insensitively) are qualified names, label values
+/// valid label values.
+fn validate_labels_and_annotations(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let map = |key: &str| {
+        obj.pointer(&format!("/metadata/{key}"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+    };
+    for (k, v) in map("labels") {
+        for msg in names::is_qualified_name(k) {
+            errs.push(FieldError::invalid("metadata.labels", k, msg));
+        }
+        let v = v.as_str().unwrap_or("");
+        for msg in names::is_valid_label_value(v) {
+            errs.push(FieldError::invalid("metadata.labels", v, msg));
+        }
+    }
+    for (k, _) in map("annotations") {
+        for msg in names::is_qualified_name(&k.to_lowercase()) {
+            errs.push(FieldError::invalid("metadata.annotations", k, msg));
+        }
+    }
+    errs
+}

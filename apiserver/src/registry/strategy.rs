@@ -51,11 +51,6 @@ pub trait Strategy: Send + Sync + 'static {
         false
     }
 
-    /// Whether DELETE answers with the object rather than a success `Status`.
-    fn returns_deleted_object(&self) -> bool {
-        false
-    }
-
     /// Grace period for a delete; `Some(n > 0)` marks the object instead of removing it.
     fn graceful_delete_seconds(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
         None
@@ -115,16 +110,13 @@ impl Strategy for Pods {
     }
     fn apply_defaults(&self, obj: &mut Value) {
         if let Some(spec) = obj.get_mut("spec") {
-            defaults::pod_spec(spec);
+            defaults::pod(spec);
         }
     }
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         defaults::validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec")
     }
     fn tracks_generation(&self) -> bool {
-        true
-    }
-    fn returns_deleted_object(&self) -> bool {
         true
     }
     fn graceful_delete_seconds(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
@@ -171,9 +163,6 @@ impl Strategy for Namespaces {
             }
         }
     }
-    fn returns_deleted_object(&self) -> bool {
-        true
-    }
     fn prepare_for_delete(&self, obj: &mut Value) {
         obj["status"] = json!({ "phase": "Terminating" });
     }
@@ -216,9 +205,6 @@ impl Strategy for Services {
     fn after_delete<'a>(&'a self, store: &'a Store, obj: &'a Value) -> BoxFuture<'a, ()> {
         service_ips::release(store, obj).boxed()
     }
-    fn returns_deleted_object(&self) -> bool {
-        true
-    }
 }
 
 /// Objects that are commonly written with PUT-or-create.
@@ -235,6 +221,40 @@ impl Strategy for KeepStatus {
     fn keeps_status_on_create(&self) -> bool {
         true
     }
+}
+
+/// Whether DELETE answers with the deleted object rather than a success
+/// `Status`: upstream decides this per store (`ReturnDeletedObject`), not per
+/// strategy, and these are the built-in stores that set it.
+pub fn returns_deleted_object(group: &str, plural: &str) -> bool {
+    matches!(
+        (group, plural),
+        (
+            "",
+            "pods"
+                | "namespaces"
+                | "services"
+                | "serviceaccounts"
+                | "resourcequotas"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+                | "podtemplates"
+        ) | (
+            "storage.k8s.io",
+            "csidrivers"
+                | "csinodes"
+                | "storageclasses"
+                | "volumeattachments"
+                | "volumeattributesclasses"
+        ) | (
+            "resource.k8s.io",
+            "deviceclasses"
+                | "resourceclaims"
+                | "resourceclaimtemplates"
+                | "resourceslices"
+                | "devicetaintrules"
+        )
+    )
 }
 
 /// The strategy of a built-in resource.

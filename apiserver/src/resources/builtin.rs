@@ -228,6 +228,14 @@ const EXTRAS: &[Extra] = &[
 const VERB_OVERRIDES: &[(&str, &str, &[&str])] = &[
     ("", "bindings", &["create"]),
     ("", "componentstatuses", &["get", "list"]),
+    // Namespaces are only deleted one by one (their contents go first).
+    (
+        "",
+        "namespaces",
+        &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
+    ),
     ("authentication.k8s.io", "tokenreviews", &["create"]),
     ("authentication.k8s.io", "selfsubjectreviews", &["create"]),
     (
