@@ -133,8 +133,11 @@ async fn snapshot_under_load(
     api: Api<ConfigMap>,
     save: impl FnOnce() -> String,
 ) -> (State, Vec<Change>, String) {
-    let initial = list_state(&api).await;
-    let start = common::list_rv(&api).await;
+    // The initial state and the revision the recorder starts from come from one
+    // list, so a write between two lists (a controller's) cannot fall between them.
+    let list = api.list(&ListParams::default()).await.expect("list");
+    let initial: State = list.items.iter().map(entry).collect();
+    let start = list.metadata.resource_version.clone().unwrap_or_default();
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let recorder = tokio::spawn(record(api.clone(), start, log.clone()));
     let stop = Arc::new(AtomicBool::new(false));
