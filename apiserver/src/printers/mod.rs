@@ -16,7 +16,7 @@ mod core;
 mod docs;
 mod networking;
 mod pods;
-mod quantity;
+pub(crate) mod quantity;
 mod storage;
 mod util;
 

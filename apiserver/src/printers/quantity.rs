@@ -272,6 +272,29 @@ fn canonical_parsed(p: &Parsed) -> Option<String> {
 }
 
 /// Canonical form of a quantity string; the input itself if it cannot be parsed.
+/// Compares two quantities by value (`None` if either does not parse or is
+/// too large to compare exactly).
+pub(crate) fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let (a, b) = (parse(a)?, parse(b)?);
+    let signed = |p: &Parsed| if p.neg { -p.mantissa } else { p.mantissa };
+    let e = a.exp10.min(b.exp10);
+    let scale = |p: &Parsed| -> Option<i128> {
+        signed(p).checked_mul(pow10(u32::try_from(p.exp10 - e).ok()?)?)
+    };
+    Some(scale(&a)?.cmp(&scale(&b)?))
+}
+
+/// `a / b` as a float (for limit-to-request ratios).
+pub(crate) fn ratio(a: &str, b: &str) -> Option<f64> {
+    let (a, b) = (parse(a)?, parse(b)?);
+    let value = |p: &Parsed| {
+        let m = if p.neg { -p.mantissa } else { p.mantissa };
+        m as f64 * 10f64.powi(p.exp10)
+    };
+    let d = value(&b);
+    (d != 0.0).then(|| value(&a) / d)
+}
+
 pub(super) fn canonical(input: &str) -> String {
     parse(input)
         .and_then(|p| canonical_parsed(&p))

@@ -50,6 +50,30 @@ pub fn pod(spec: &mut Value) {
     pod_spec(spec);
     if let Some(s) = spec.as_object_mut() {
         set_default(s, "enableServiceLinks", json!(true));
+        for key in ["containers", "initContainers"] {
+            if let Some(list) = s.get_mut(key).and_then(Value::as_array_mut) {
+                list.iter_mut().for_each(requests_from_limits);
+            }
+        }
+    }
+}
+
+/// A resource with a limit and no request is requested at its limit.
+fn requests_from_limits(container: &mut Value) {
+    let Some(resources) = container
+        .get_mut("resources")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else {
+        return;
+    };
+    let requests = resources.entry("requests").or_insert_with(|| json!({}));
+    if let Some(requests) = requests.as_object_mut() {
+        for (resource, value) in limits {
+            requests.entry(resource).or_insert(value);
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod list;
 pub mod meta;
 pub mod namespaces;
+pub mod pod_admission;
 pub mod reviews;
 pub mod service_ips;
 pub mod store;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api_error::{ApiResult, FieldError};
 use crate::registry::store::Store;
-use crate::registry::{config_objects, defaults, service_ips};
+use crate::registry::{config_objects, defaults, pod_admission, service_ips};
 
 pub trait Strategy: Send + Sync + 'static {
     /// Sets defaults and system-owned fields of a new object (status is already cleared
@@ -115,6 +115,13 @@ impl Strategy for Pods {
     }
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         defaults::validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec")
+    }
+    fn before_create<'a>(
+        &'a self,
+        store: &'a Store,
+        obj: &'a mut Value,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        pod_admission::admit(store, obj).boxed()
     }
     fn tracks_generation(&self) -> bool {
         true
