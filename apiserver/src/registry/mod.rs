@@ -11,6 +11,7 @@ pub mod reviews;
 pub mod service_ips;
 pub mod store;
 pub mod strategy;
+pub mod volumes;
 pub mod watch;
 
 pub use store::{Store, UpdateTarget};

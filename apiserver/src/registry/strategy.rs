@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api_error::{ApiResult, FieldError};
 use crate::registry::store::Store;
-use crate::registry::{config_objects, defaults, pod_admission, service_ips};
+use crate::registry::{config_objects, defaults, pod_admission, service_ips, volumes};
 
 pub trait Strategy: Send + Sync + 'static {
     /// Sets defaults and system-owned fields of a new object (status is already cleared
@@ -272,6 +272,8 @@ pub fn for_builtin(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("", "services") => Arc::new(Services),
         ("", "nodes") => Arc::new(KeepStatus),
         ("", "secrets") => Arc::new(config_objects::Secrets),
+        ("", "persistentvolumes") => Arc::new(volumes::PersistentVolumes),
+        ("", "persistentvolumeclaims") => Arc::new(volumes::PersistentVolumeClaims),
         ("", "configmaps") => Arc::new(config_objects::ConfigMaps),
         ("", "endpoints" | "events" | "limitranges") | ("coordination.k8s.io", "leases") => {
             Arc::new(CreateOnUpdate)
