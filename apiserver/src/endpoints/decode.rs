@@ -98,8 +98,13 @@ pub fn decode_object(
         .collect();
     let object = match info.codec {
         Some(codec) => {
-            let normalised =
-                (codec.round_trip)(input.clone()).map_err(|e| cannot(e.to_string()))?;
+            let normalised = match (codec.round_trip)(input.clone()) {
+                Ok(normalised) => normalised,
+                // Go leaves a field that is `null` at its zero value; retry the
+                // way Go would read it before giving up.
+                Err(e) => go_null_round_trip(codec.round_trip, &input)
+                    .ok_or_else(|| cannot(e.to_string()))?,
+            };
             if validation != FieldValidation::Ignore {
                 let mut unknown = Vec::new();
                 unknown_fields(&input, &normalised, String::new(), &mut unknown);
@@ -128,6 +133,48 @@ pub fn decode_object(
             warnings: Vec::new(),
         }),
     }
+}
+
+/// Go's zero time; `metav1.Time` prints it as `null`.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The round trip of `input` read as Go reads it: a `null` leaves a field at
+/// its zero value, which for a time (a key ending in `Time` or `Timestamp`,
+/// by Kubernetes' naming rule) is the zero time, printed back as `null`, and
+/// for anything else is what an absent field gets.
+fn go_null_round_trip(
+    round_trip: fn(Value) -> Result<Value, serde_json::Error>,
+    input: &Value,
+) -> Option<Value> {
+    fn zero_nulls(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, v| !v.is_null() || k.ends_with("Time") || k.ends_with("Timestamp"));
+                for (_, v) in map.iter_mut() {
+                    if v.is_null() {
+                        *v = Value::from(GO_ZERO_TIME);
+                    } else {
+                        zero_nulls(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(zero_nulls),
+            _ => {}
+        }
+    }
+    fn null_zero_times(v: &mut Value) {
+        match v {
+            Value::String(s) if s == GO_ZERO_TIME => *v = Value::Null,
+            Value::Object(map) => map.values_mut().for_each(null_zero_times),
+            Value::Array(items) => items.iter_mut().for_each(null_zero_times),
+            _ => {}
+        }
+    }
+    let mut fixed = input.clone();
+    zero_nulls(&mut fixed);
+    let mut out = round_trip(fixed).ok()?;
+    null_zero_times(&mut out);
+    Some(out)
 }
 
 /// Paths present in `input` that the typed round trip dropped.
@@ -240,6 +287,20 @@ mod tests {
     use super::*;
     use crate::resources::ResourceTable;
     use serde_json::json;
+
+    #[test]
+    fn null_fields_read_as_go_zero_values() {
+        let t = ResourceTable::with_builtins();
+        let svc = t.get("", "v1", "services").unwrap();
+        // What a Go client sends for a condition whose time it left unset.
+        let body = br#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"status":{"conditions":[{"type":"StatusUpdate","status":"True","reason":"E2E","message":"m","lastTransitionTime":null}]}}"#;
+        let raw: Value = serde_json::from_slice(body).unwrap();
+        let decoded = decode_object(&svc, raw, Some(body), FieldValidation::Strict).unwrap();
+        assert_eq!(
+            decoded.object["status"]["conditions"][0],
+            json!({"type":"StatusUpdate","status":"True","reason":"E2E","message":"m","lastTransitionTime":null})
+        );
+    }
 
     #[test]
     fn strict_errors_come_in_document_order() {

@@ -2,7 +2,7 @@
 //! plugins do: `RuntimeClass` (the class must exist; its overhead and
 //! scheduling constraints are copied into the pod) and `LimitRanger` (a
 //! namespace's `Container` LimitRanges default requests and limits and bound
-//! them). Runs in the Pod strategy's `before_create`, after validation.
+//! them). Runs as the Pod strategy's `admit`, after validation, dry runs included.
 
 use std::cmp::Ordering;
 

@@ -151,6 +151,7 @@ impl Store {
             )?;
         }
         self.check_namespace(info, ns, &name).await?;
+        strategy.admit(self, &mut obj).await?;
         if opts.dry_run {
             return Ok(obj);
         }

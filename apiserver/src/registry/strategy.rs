@@ -61,6 +61,12 @@ pub trait Strategy: Send + Sync + 'static {
         false
     }
 
+    /// Built-in admission of a new object that reads other objects (may change
+    /// it, or refuse it); runs on dry runs too, and writes nothing.
+    fn admit<'a>(&'a self, _store: &'a Store, _obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
+        futures::future::ready(Ok(())).boxed()
+    }
+
     /// Allocates what a new object needs from other objects (a Service's cluster IP),
     /// after validation and before the object is stored.
     fn before_create<'a>(
@@ -116,11 +122,7 @@ impl Strategy for Pods {
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         defaults::validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec")
     }
-    fn before_create<'a>(
-        &'a self,
-        store: &'a Store,
-        obj: &'a mut Value,
-    ) -> BoxFuture<'a, ApiResult<()>> {
+    fn admit<'a>(&'a self, store: &'a Store, obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
         pod_admission::admit(store, obj).boxed()
     }
     fn tracks_generation(&self) -> bool {

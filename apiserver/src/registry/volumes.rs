@@ -19,7 +19,8 @@ impl Strategy for PersistentVolumes {
         };
         spec.entry("persistentVolumeReclaimPolicy")
             .or_insert_with(|| json!("Retain"));
-        spec.entry("volumeMode").or_insert_with(|| json!("Filesystem"));
+        spec.entry("volumeMode")
+            .or_insert_with(|| json!("Filesystem"));
         if let Some(host_path) = spec.get_mut("hostPath").and_then(Value::as_object_mut) {
             host_path.entry("type").or_insert_with(|| json!(""));
         }
@@ -34,7 +35,8 @@ impl Strategy for PersistentVolumeClaims {
     }
     fn apply_defaults(&self, obj: &mut Value) {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.entry("volumeMode").or_insert_with(|| json!("Filesystem"));
+            spec.entry("volumeMode")
+                .or_insert_with(|| json!("Filesystem"));
         }
     }
 }
