@@ -85,6 +85,9 @@ fn pods_naming_a_missing_runtime_class_are_forbidden() {
     let s = Server::start_apiserver(&[]);
     let mut p = pod("rc", json!({}));
     p["spec"]["runtimeClassName"] = json!("nope");
+    // Admission runs on dry runs too (upstream's test asks with dryRun=All).
+    let r = send(&s, "POST", "/api/v1/namespaces/default/pods?dryRun=All", &p);
+    assert_eq!(r.status, 403, "{}", r.body);
     let r = send(&s, "POST", "/api/v1/namespaces/default/pods", &p);
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(
