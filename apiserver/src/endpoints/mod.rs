@@ -167,6 +167,7 @@ mod tests {
             subresources: vec![],
             storage_prefix: "/registry/example.com/widgets".into(),
             codec: None,
+            conversion: None,
             strategy: Arc::new(Generic),
         });
         let body = r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":{"size":3}}"#;

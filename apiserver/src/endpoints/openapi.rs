@@ -317,6 +317,7 @@ mod tests {
             subresources: vec![],
             storage_prefix: "/registry/example.com/widgets".into(),
             codec: None,
+            conversion: None,
             strategy: std::sync::Arc::new(Generic),
         });
         let root = get(&table, "/openapi/v3", None);

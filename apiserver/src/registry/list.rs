@@ -192,7 +192,7 @@ impl Store {
             remaining = page.remaining;
             last_key = page.items.last().map(|kv| kv.key.clone());
             for kv in &page.items {
-                let obj = decode_stored(kv)?;
+                let obj = decode_stored(info, kv)?;
                 if !filtered || req.matches(info, &obj) {
                     items.push(obj);
                 }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::resources::ResourceInfo;
 use crate::storage::{KeyValue, Revision};
 
 pub fn str_at<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -55,8 +56,9 @@ pub fn set_resource_version(obj: &mut Value, rev: Revision) {
 }
 
 /// Parses a stored value, setting `resourceVersion` from the store's revision.
-pub fn decode_stored(kv: &KeyValue) -> ApiResult<Value> {
-    decode_at(&kv.value, kv.mod_revision, &kv.key)
+/// A stored object in the form of `info`'s version.
+pub fn decode_stored(info: &ResourceInfo, kv: &KeyValue) -> ApiResult<Value> {
+    decode_at(&kv.value, kv.mod_revision, &kv.key).map(|obj| info.from_storage(obj))
 }
 
 pub fn decode_at(value: &Bytes, rev: Revision, key: &str) -> ApiResult<Value> {
@@ -68,8 +70,8 @@ pub fn decode_at(value: &Bytes, rev: Revision, key: &str) -> ApiResult<Value> {
 }
 
 /// Serialises an object for storage; `resourceVersion` is never stored.
-pub fn encode_for_storage(obj: &Value) -> ApiResult<Bytes> {
-    let mut obj = obj.clone();
+pub fn encode_for_storage(info: &ResourceInfo, obj: &Value) -> ApiResult<Bytes> {
+    let mut obj = info.to_storage(obj.clone());
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
         m.remove("selfLink");

@@ -48,7 +48,7 @@ impl Store {
     pub async fn get(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
         let key = info.key(ns, name);
         match self.storage.get(&key).await {
-            Ok(Some(kv)) => decode_stored(&kv),
+            Ok(Some(kv)) => decode_stored(info, &kv),
             Ok(None) => Err(ApiError::not_found(info, name)),
             Err(e) => Err(ApiError::from_storage(e, info, name)),
         }
@@ -79,7 +79,7 @@ impl Store {
         }
         match self.storage.get(&ns_info.key(None, ns)).await {
             Ok(Some(kv)) => {
-                let obj = decode_stored(&kv)?;
+                let obj = decode_stored(info, &kv)?;
                 if phase_of(&obj) == Phase::Terminating {
                     return Err(ApiError::namespace_terminating(info, name, ns));
                 }
@@ -157,7 +157,7 @@ impl Store {
         }
         let key = info.key(ns, &name);
         strategy.before_create(self, &mut obj).await?;
-        let stored = match encode_for_storage(&obj) {
+        let stored = match encode_for_storage(info, &obj) {
             Ok(bytes) => self
                 .storage
                 .create(&key, bytes)
@@ -235,7 +235,7 @@ impl Store {
                 let obj = apply(None)?;
                 return self.create(info, ns, obj, opts).await.map(|o| (o, true));
             };
-            let old = decode_stored(&current)?;
+            let old = decode_stored(info, &current)?;
             let mut new = apply(Some(&old))?;
             if meta::name(&new) != name {
                 return Err(ApiError::bad_request(format!(
@@ -294,7 +294,7 @@ impl Store {
                     .map(|kv| kv.mod_revision)
             } else {
                 self.storage
-                    .update(&key, encode_for_storage(&new)?, current.mod_revision)
+                    .update(&key, encode_for_storage(info, &new)?, current.mod_revision)
                     .await
             };
             match result {
@@ -387,7 +387,7 @@ impl Store {
             else {
                 return Err(ApiError::not_found(info, name));
             };
-            let old = decode_stored(&current)?;
+            let old = decode_stored(info, &current)?;
             check_preconditions(info, name, &old, opts)?;
             let mut obj = old.clone();
             strategy.prepare_for_delete(&mut obj);
@@ -435,7 +435,7 @@ impl Store {
                 }
                 match self
                     .storage
-                    .update(&key, encode_for_storage(&obj)?, current.mod_revision)
+                    .update(&key, encode_for_storage(info, &obj)?, current.mod_revision)
                     .await
                 {
                     Ok(rev) => {

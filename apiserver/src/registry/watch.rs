@@ -99,7 +99,7 @@ impl Store {
                 .await
                 .map_err(|e| ApiError::from_storage(e, info, ""))?;
             for kv in &page.items {
-                let obj = super::meta::decode_stored(kv)?;
+                let obj = super::meta::decode_stored(info, kv)?;
                 if req.list.matches(info, &obj) {
                     events.push(WatchEvent::Added(obj));
                 }
@@ -158,13 +158,16 @@ fn translate(
 ) -> Option<WatchEvent> {
     let rev = ev.kv.mod_revision;
     let cur = match ev.kind {
-        EventKind::Put => decode_at(&ev.kv.value, rev, &ev.kv.key).ok(),
+        EventKind::Put => decode_at(&ev.kv.value, rev, &ev.kv.key)
+            .ok()
+            .map(|o| info.from_storage(o)),
         EventKind::Delete => None,
     };
     let prev = ev
         .prev_value
         .as_ref()
-        .and_then(|v| decode_at(v, rev, &ev.kv.key).ok());
+        .and_then(|v| decode_at(v, rev, &ev.kv.key).ok())
+        .map(|o| info.from_storage(o));
     let cur_ok = cur.as_ref().is_some_and(|o| list.matches(info, o));
     let prev_ok = prev.as_ref().is_some_and(|o| list.matches(info, o));
     match (ev.kind, cur, prev) {

@@ -7,7 +7,7 @@ use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ResourceInfo, STANDARD_VERBS, Subresource, TypedCodec};
+use super::{Conversion, ResourceInfo, STANDARD_VERBS, Subresource, TypedCodec, conversions};
 use crate::registry::strategy;
 
 /// Groups in upstream's discovery order.
@@ -363,7 +363,7 @@ fn typed_resources() -> Vec<Typed> {
         apps::v1::ControllerRevision, apps::v1::DaemonSet, apps::v1::Deployment,
         apps::v1::ReplicaSet, apps::v1::StatefulSet,
         events::v1::Event,
-        autoscaling::v2::HorizontalPodAutoscaler,
+        autoscaling::v2::HorizontalPodAutoscaler, autoscaling::v1::HorizontalPodAutoscaler,
         batch::v1::CronJob, batch::v1::Job,
         certificates::v1::CertificateSigningRequest,
         networking::v1::IngressClass, networking::v1::Ingress, networking::v1::IPAddress,
@@ -393,6 +393,14 @@ fn typed_resources() -> Vec<Typed> {
     ));
     all
 }
+
+/// Resources served in a version other than their storage version.
+const CONVERSIONS: &[(&str, &str, &str, Conversion)] = &[(
+    "autoscaling",
+    "v1",
+    "horizontalpodautoscalers",
+    conversions::HPA_V1,
+)];
 
 /// Every built-in resource, in discovery order.
 pub fn builtin_resources() -> Vec<ResourceInfo> {
@@ -446,6 +454,10 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                 subresources,
                 storage_prefix: format!("/registry/{storage}"),
                 codec: Some(t.codec),
+                conversion: CONVERSIONS
+                    .iter()
+                    .find(|(g, v, p, _)| *g == t.group && *v == t.version && *p == t.plural)
+                    .map(|(_, _, _, c)| *c),
                 strategy: strategy::for_builtin(t.group, t.plural),
             }
         })

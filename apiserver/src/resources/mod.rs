@@ -5,6 +5,7 @@
 //! runtime (CustomResourceDefinitions, aggregated APIs) while requests run.
 
 mod builtin;
+pub mod conversions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,21 @@ impl std::fmt::Debug for TypedCodec {
     }
 }
 
+/// How a resource served in one version is stored in another version of the
+/// same resource (one key space, one object, several versions on the wire;
+/// e.g. `autoscaling/v1` HorizontalPodAutoscalers stored as `autoscaling/v2`).
+#[derive(Clone, Copy)]
+pub struct Conversion {
+    pub to_storage: fn(serde_json::Value) -> serde_json::Value,
+    pub from_storage: fn(serde_json::Value) -> serde_json::Value,
+}
+
+impl std::fmt::Debug for Conversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conversion")
+    }
+}
+
 /// A subresource such as `status` or `scale`.
 #[derive(Clone, Debug)]
 pub struct Subresource {
@@ -71,6 +87,8 @@ pub struct ResourceInfo {
     /// Storage key prefix without the trailing slash, e.g. `/registry/pods`.
     pub storage_prefix: String,
     pub codec: Option<TypedCodec>,
+    /// `Some` when objects are stored in another version of this resource.
+    pub conversion: Option<Conversion>,
     pub strategy: Arc<dyn Strategy>,
 }
 
@@ -108,6 +126,22 @@ impl ResourceInfo {
 
     pub fn subresource(&self, name: &str) -> Option<&Subresource> {
         self.subresources.iter().find(|s| s.name == name)
+    }
+
+    /// The object as stored (the storage version), from this version's form.
+    pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
+        match self.conversion {
+            Some(c) => (c.to_storage)(obj),
+            None => obj,
+        }
+    }
+
+    /// This version's form of a stored object.
+    pub fn from_storage(&self, obj: serde_json::Value) -> serde_json::Value {
+        match self.conversion {
+            Some(c) => (c.from_storage)(obj),
+            None => obj,
+        }
     }
 
     /// The storage key of one object (namespace ignored for cluster-scoped resources).
