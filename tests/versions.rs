@@ -106,3 +106,46 @@ async fn hpas_are_one_object_in_v1_and_v2() {
         .expect("an event");
     assert_eq!(first["object"]["apiVersion"], "autoscaling/v1", "{first}");
 }
+
+/// [sig-instrumentation] Events API should ensure that an event can be
+/// fetched, patched, deleted, and listed: an `events.k8s.io/v1` Event is the
+/// core Event of the same name.
+#[test]
+fn events_are_one_object_in_both_groups() {
+    let s = Server::start_apiserver(&[]);
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "eventTime": "2017-09-19T13:49:16.000000Z", "note": "hello", "action": "Do",
+        "reason": "Test", "type": "Normal", "reportingController": "test-controller",
+        "reportingInstance": "test-node"});
+    let r = send(
+        &s,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        &ev,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let core = raw_request(
+        &addr(&s),
+        "GET",
+        "/api/v1/namespaces/default/events?fieldSelector=source%3Dtest-controller",
+        "application/json",
+        b"",
+    )
+    .json();
+    let item = &core["items"][0];
+    assert_eq!(item["metadata"]["name"], "e1", "{core}");
+    assert_eq!(item["message"], "hello");
+    assert_eq!(item["involvedObject"]["name"], "p");
+    assert_eq!(item["reportingComponent"], "test-controller");
+    let again = raw_request(
+        &addr(&s),
+        "GET",
+        "/apis/events.k8s.io/v1/namespaces/default/events/e1",
+        "application/json",
+        b"",
+    )
+    .json();
+    assert_eq!(again["note"], "hello", "{again}");
+    assert_eq!(again["regarding"]["name"], "p");
+}

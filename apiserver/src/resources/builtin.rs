@@ -128,10 +128,7 @@ const EXTRAS: &[Extra] = &[
     ),
     x("apps", "replicasets", &["rs"], true, &["scale", "status"]),
     x("apps", "statefulsets", &["sts"], true, &["scale", "status"]),
-    Extra {
-        storage: Some("events.k8s.io/events"),
-        ..x("events.k8s.io", "events", &["ev"], false, &[])
-    },
+    x("events.k8s.io", "events", &["ev"], false, &[]),
     x(
         "autoscaling",
         "horizontalpodautoscalers",
@@ -395,12 +392,15 @@ fn typed_resources() -> Vec<Typed> {
 }
 
 /// Resources served in a version other than their storage version.
-const CONVERSIONS: &[(&str, &str, &str, Conversion)] = &[(
-    "autoscaling",
-    "v1",
-    "horizontalpodautoscalers",
-    conversions::HPA_V1,
-)];
+const CONVERSIONS: &[(&str, &str, &str, Conversion)] = &[
+    (
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        conversions::HPA_V1,
+    ),
+    ("events.k8s.io", "v1", "events", conversions::EVENTS_V1),
+];
 
 /// Every built-in resource, in discovery order.
 pub fn builtin_resources() -> Vec<ResourceInfo> {

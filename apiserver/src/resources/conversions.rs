@@ -1,6 +1,9 @@
 //! Conversions between versions of one resource, for the resources served in
 //! a version other than the one they are stored in.
 //!
+//! `events.k8s.io/v1` Events are core `v1` Events under other field names
+//! (upstream keeps both in one store).
+//!
 //! `autoscaling/v1` HorizontalPodAutoscalers are stored as `autoscaling/v2`.
 //! v1 carries only a CPU utilization target; as upstream does, what v1 cannot
 //! express (other metrics, behavior, conditions, other current metrics) rides
@@ -16,6 +19,48 @@ pub const HPA_V1: Conversion = Conversion {
     to_storage: hpa_v1_to_v2,
     from_storage: hpa_v2_to_v1,
 };
+
+/// `events.k8s.io/v1` Event stored as a core `v1` Event.
+pub const EVENTS_V1: Conversion = Conversion {
+    to_storage: events_v1_to_core,
+    from_storage: core_event_to_events_v1,
+};
+
+/// (core v1 field, events.k8s.io/v1 field) where the names differ.
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+    ("reportingComponent", "reportingController"),
+];
+
+fn rename_fields(mut obj: Value, api_version: &str, from_core: bool) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        for (core, events) in EVENT_FIELDS {
+            let (from, to) = if from_core {
+                (core, events)
+            } else {
+                (events, core)
+            };
+            if let Some(v) = map.remove(*from) {
+                map.insert((*to).to_string(), v);
+            }
+        }
+        map.insert("apiVersion".into(), Value::from(api_version));
+    }
+    obj
+}
+
+fn events_v1_to_core(obj: Value) -> Value {
+    rename_fields(obj, "v1", false)
+}
+
+fn core_event_to_events_v1(obj: Value) -> Value {
+    rename_fields(obj, "events.k8s.io/v1", true)
+}
 
 const METRICS: &str = "autoscaling.alpha.kubernetes.io/metrics";
 const BEHAVIOR: &str = "autoscaling.alpha.kubernetes.io/behavior";
@@ -193,6 +238,20 @@ mod tests {
         assert_eq!(back["spec"]["metrics"], v2["spec"]["metrics"]);
         assert_eq!(back["status"], v2["status"]);
         assert!(back["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn events_v1_are_core_events_renamed() {
+        let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "e"}, "regarding": {"kind": "Pod", "name": "p"},
+            "note": "hello", "reportingController": "c", "reason": "R"});
+        let core = events_v1_to_core(ev.clone());
+        assert_eq!(core["apiVersion"], "v1");
+        assert_eq!(core["involvedObject"]["name"], "p");
+        assert_eq!(core["message"], "hello");
+        assert_eq!(core["reportingComponent"], "c");
+        assert_eq!(core["reason"], "R");
+        assert_eq!(core_event_to_events_v1(core), ev);
     }
 
     #[test]
