@@ -88,11 +88,12 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if info.namespace.is_some() && !resource.namespaced {
         return ApiError::no_route().into_response();
     }
-    let authorized =
-        filters::authenticate(&parts.headers).and_then(|user| filters::authorize(&user, &info));
-    if let Err(e) = authorized {
-        return e.into_response();
-    }
+    let user = match filters::authenticate(&parts.headers)
+        .and_then(|user| filters::authorize(&user, &info).map(|()| user))
+    {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
     let span = tracing::debug_span!("request", verb = info.verb, resource = %resource.qualified(), namespace = ?info.namespace, name = ?info.name);
     if info.verb == "watch" && websocket::is_upgrade(&parts.headers) {
         let ws =
@@ -114,6 +115,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         info: resource,
         query: &query,
         headers: &parts.headers,
+        user: &user,
         body,
     };
     let mut resp = match handlers::dispatch(call).instrument(span).await {
