@@ -31,14 +31,7 @@ impl Strategy for Secrets {
     }
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        let mut total = 0;
-        for (key, value) in entries(obj, "data") {
-            check_key("data", key, &mut errs);
-            total += value
-                .as_str()
-                .and_then(|v| BASE64.decode(v).ok())
-                .map_or(0, |b| b.len());
-        }
+        let total = check_entries(obj, "data", Encoding::Base64, &mut errs);
         if total > MAX_DATA_BYTES {
             errs.push(too_long("data", MAX_DATA_BYTES));
         }
@@ -67,25 +60,16 @@ pub struct ConfigMaps;
 impl Strategy for ConfigMaps {
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        let mut total = 0;
-        for (key, value) in entries(obj, "data") {
-            check_key("data", key, &mut errs);
-            total += value.as_str().map_or(0, str::len);
-        }
-        let data = obj.get("data").and_then(Value::as_object);
-        for (key, value) in entries(obj, "binaryData") {
-            check_key("binaryData", key, &mut errs);
-            if data.is_some_and(|d| d.contains_key(key)) {
+        let total = check_entries(obj, "data", Encoding::Text, &mut errs)
+            + check_entries(obj, "binaryData", Encoding::Base64, &mut errs);
+        if let Some(data) = obj.get("data").and_then(Value::as_object) {
+            for (key, _) in entries(obj, "binaryData").filter(|(k, _)| data.contains_key(*k)) {
                 errs.push(FieldError::invalid(
                     format!("data[{key}]"),
                     key,
                     "duplicate of key present in binaryData",
                 ));
             }
-            total += value
-                .as_str()
-                .and_then(|v| BASE64.decode(v).ok())
-                .map_or(0, |b| b.len());
         }
         if total > MAX_DATA_BYTES {
             errs.push(too_long("", MAX_DATA_BYTES));
@@ -106,10 +90,37 @@ fn entries<'a>(obj: &'a Value, field: &str) -> impl Iterator<Item = (&'a String,
         .flatten()
 }
 
-fn check_key(field: &str, key: &str, errs: &mut Vec<FieldError>) {
-    for msg in is_config_map_key(key) {
-        errs.push(FieldError::invalid(format!("{field}[{key}]"), key, msg));
+/// How a data map's values are written.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Text,
+    Base64,
+}
+
+/// Checks the keys of `obj[field]` and returns the size of its values in
+/// bytes (base64 values sized without decoding them: the typed decode has
+/// already checked that they are base64).
+fn check_entries(
+    obj: &Value,
+    field: &str,
+    encoding: Encoding,
+    errs: &mut Vec<FieldError>,
+) -> usize {
+    let mut total = 0;
+    for (key, value) in entries(obj, field) {
+        for msg in is_config_map_key(key) {
+            errs.push(FieldError::invalid(format!("{field}[{key}]"), key, msg));
+        }
+        let text = value.as_str().unwrap_or_default();
+        total += match encoding {
+            Encoding::Text => text.len(),
+            Encoding::Base64 => {
+                let padding = text.bytes().rev().take_while(|b| *b == b'=').count();
+                (text.len() / 4 * 3).saturating_sub(padding)
+            }
+        };
     }
+    total
 }
 
 fn too_long(field: &str, max: usize) -> FieldError {
