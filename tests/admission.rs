@@ -7,21 +7,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::{RawResponse, Server, raw_request};
-
-fn addr(s: &Server) -> String {
-    format!("127.0.0.1:{}", s.port)
-}
-
-fn send(s: &Server, method: &str, path: &str, body: &Value) -> RawResponse {
-    raw_request(
-        &addr(s),
-        method,
-        path,
-        "application/json",
-        body.to_string().as_bytes(),
-    )
-}
+use common::{Server, raw_request};
 
 fn pod(name: &str, resources: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -37,11 +23,11 @@ fn limit_ranges_default_and_bound_container_resources() {
     let lr = json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
         "spec": {"limits": [{"type": "Container", "min": q("50m", "100Mi"), "max": q("500m", "500Mi"),
             "default": q("500m", "500Mi"), "defaultRequest": q("100m", "200Mi")}]}});
-    let r = send(&s, "POST", "/api/v1/namespaces/default/limitranges", &lr);
+    let r = s.send_json("POST", "/api/v1/namespaces/default/limitranges", &lr);
     assert_eq!(r.status, 201, "{}", r.body);
 
     let pods = "/api/v1/namespaces/default/pods";
-    let r = send(&s, "POST", pods, &pod("none", json!({})));
+    let r = s.send_json("POST", pods, &pod("none", json!({})));
     assert_eq!(r.status, 201, "{}", r.body);
     let res = &r.json()["spec"]["containers"][0]["resources"];
     assert_eq!(res["requests"], q("100m", "200Mi"), "{res}");
@@ -50,14 +36,13 @@ fn limit_ranges_default_and_bound_container_resources() {
     // A limit without a request is requested at the limit (pod defaulting),
     // before the range's defaults fill in the rest.
     let partial = json!({"requests": {"memory": "150Mi"}, "limits": {"cpu": "300m"}});
-    let r = send(&s, "POST", pods, &pod("partial", partial));
+    let r = s.send_json("POST", pods, &pod("partial", partial));
     assert_eq!(r.status, 201, "{}", r.body);
     let res = &r.json()["spec"]["containers"][0]["resources"];
     assert_eq!(res["requests"], q("300m", "150Mi"), "{res}");
     assert_eq!(res["limits"], q("300m", "500Mi"), "{res}");
 
-    let r = send(
-        &s,
+    let r = s.send_json(
         "POST",
         pods,
         &pod("small", json!({"requests": q("10m", "50Mi")})),
@@ -69,8 +54,7 @@ fn limit_ranges_default_and_bound_container_resources() {
         "{}",
         r.body
     );
-    let r = send(
-        &s,
+    let r = s.send_json(
         "POST",
         pods,
         &pod("big", json!({"requests": q("600m", "600Mi")})),
@@ -86,9 +70,9 @@ fn pods_naming_a_missing_runtime_class_are_forbidden() {
     let mut p = pod("rc", json!({}));
     p["spec"]["runtimeClassName"] = json!("nope");
     // Admission runs on dry runs too (upstream's test asks with dryRun=All).
-    let r = send(&s, "POST", "/api/v1/namespaces/default/pods?dryRun=All", &p);
+    let r = s.send_json("POST", "/api/v1/namespaces/default/pods?dryRun=All", &p);
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = send(&s, "POST", "/api/v1/namespaces/default/pods", &p);
+    let r = s.send_json("POST", "/api/v1/namespaces/default/pods", &p);
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(
         r.json()["message"],
@@ -97,9 +81,9 @@ fn pods_naming_a_missing_runtime_class_are_forbidden() {
     let rc = json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
         "metadata": {"name": "nope"}, "handler": "runc",
         "overhead": {"podFixed": {"cpu": "10m"}}});
-    let r = send(&s, "POST", "/apis/node.k8s.io/v1/runtimeclasses", &rc);
+    let r = s.send_json("POST", "/apis/node.k8s.io/v1/runtimeclasses", &rc);
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = send(&s, "POST", "/api/v1/namespaces/default/pods", &p);
+    let r = s.send_json("POST", "/api/v1/namespaces/default/pods", &p);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["spec"]["overhead"], json!({"cpu": "10m"}));
 }
@@ -110,7 +94,7 @@ fn pods_naming_a_missing_runtime_class_are_forbidden() {
 #[test]
 fn the_api_server_publishes_its_endpoints_and_service_cidr() {
     let s = Server::start_apiserver(&[]);
-    let get = |path: &str| raw_request(&addr(&s), "GET", path, "application/json", b"").json();
+    let get = |path: &str| raw_request(&s.addr(), "GET", path, "application/json", b"").json();
     let ep = get("/api/v1/namespaces/default/endpoints/kubernetes");
     assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.1");
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], json!(s.port));
@@ -134,13 +118,13 @@ fn secrets_and_config_maps_keep_their_rules() {
     let s = Server::start_apiserver(&[]);
     let secrets = "/api/v1/namespaces/default/secrets";
     let bad = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad"}, "data": {"": "eA=="}});
-    let r = send(&s, "POST", secrets, &bad);
+    let r = s.send_json("POST", secrets, &bad);
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("data[]: Invalid value: \\\"\\\": a valid config key must consist of alphanumeric characters"), "{}", r.body);
 
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
         "immutable": true, "stringData": {"k": "v"}});
-    let r = send(&s, "POST", secrets, &secret);
+    let r = s.send_json("POST", secrets, &secret);
     assert_eq!(r.status, 201, "{}", r.body);
     let created = r.json();
     assert_eq!(
@@ -152,7 +136,7 @@ fn secrets_and_config_maps_keep_their_rules() {
     assert_eq!(created["type"], "Opaque");
     let mut changed = created.clone();
     changed["data"]["k"] = json!("dzI=");
-    let r = send(&s, "PUT", &format!("{secrets}/s"), &changed);
+    let r = s.send_json("PUT", &format!("{secrets}/s"), &changed);
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
         r.body
@@ -164,10 +148,10 @@ fn secrets_and_config_maps_keep_their_rules() {
     let cms = "/api/v1/namespaces/default/configmaps";
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
         "immutable": true, "data": {"k": "v"}});
-    let created = send(&s, "POST", cms, &cm).json();
+    let created = s.send_json("POST", cms, &cm).json();
     let mut changed = created.clone();
     changed["immutable"] = json!(false);
-    let r = send(&s, "PUT", &format!("{cms}/c"), &changed);
+    let r = s.send_json("PUT", &format!("{cms}/c"), &changed);
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
         r.body
@@ -186,13 +170,13 @@ fn reviews_are_answered_not_stored() {
     let sar = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
         "spec": {"user": "alice", "resourceAttributes": {"verb": "list", "resource": "configmaps", "namespace": "default"}}});
     let path = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
-    let r = send(&s, "POST", path, &sar);
+    let r = s.send_json("POST", path, &sar);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["status"]["allowed"], true);
 
     let mut anonymous = sar.clone();
     anonymous["spec"]["user"] = json!("");
-    let r = send(&s, "POST", path, &anonymous);
+    let r = s.send_json("POST", path, &anonymous);
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(
         r.body
@@ -202,7 +186,7 @@ fn reviews_are_answered_not_stored() {
     );
 
     let r = common::raw_request_with(
-        &addr(&s),
+        &s.addr(),
         "POST",
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         &[

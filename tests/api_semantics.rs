@@ -14,13 +14,9 @@ use common::{Server, poll, raw_request, raw_request_with, stream_get};
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const SECOND: Duration = Duration::from_secs(1);
 
-fn addr(s: &Server) -> String {
-    format!("127.0.0.1:{}", s.port)
-}
-
 fn post(s: &Server, path: &str, body: Value) -> Value {
     let r = raw_request(
-        &addr(s),
+        &s.addr(),
         "POST",
         path,
         "application/json",
@@ -31,12 +27,12 @@ fn post(s: &Server, path: &str, body: Value) -> Value {
 }
 
 fn get(s: &Server, path: &str) -> common::RawResponse {
-    raw_request(&addr(s), "GET", path, "application/json", b"")
+    raw_request(&s.addr(), "GET", path, "application/json", b"")
 }
 
 fn put(s: &Server, path: &str, body: &Value) -> common::RawResponse {
     raw_request(
-        &addr(s),
+        &s.addr(),
         "PUT",
         path,
         "application/json",
@@ -46,7 +42,7 @@ fn put(s: &Server, path: &str, body: &Value) -> common::RawResponse {
 
 fn patch(s: &Server, path: &str, body: Value) -> common::RawResponse {
     raw_request(
-        &addr(s),
+        &s.addr(),
         "PATCH",
         path,
         "application/merge-patch+json",
@@ -68,7 +64,7 @@ fn names(list: &Value) -> Vec<String> {
 #[test]
 fn discovery_version_and_health() {
     let s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     let api = get(&s, "/api").json();
     assert_eq!(api["kind"], "APIVersions");
     assert_eq!(api["versions"], json!(["v1"]));
@@ -204,7 +200,7 @@ fn discovery_version_and_health() {
 #[test]
 fn tables_and_partial_metadata() {
     let s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     post(
         &s,
         "/api/v1/namespaces/default/pods",
@@ -335,7 +331,7 @@ fn tables_and_partial_metadata() {
 #[test]
 fn metadata_rules_subresources_and_deletion() {
     let s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     let g = post(&s, CM, json!({"metadata": {"generateName": "gen-"}}));
     let name = g["metadata"]["name"].as_str().expect("name");
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
@@ -607,7 +603,7 @@ fn namespaces_gate_creates() {
         assert!(names(&ns).iter().any(|n| n == want), "{want} missing");
     }
     let missing = raw_request(
-        &addr(&s),
+        &s.addr(),
         "POST",
         "/api/v1/namespaces/nope/configmaps",
         "application/json",
@@ -622,7 +618,7 @@ fn namespaces_gate_creates() {
     );
     assert_eq!(
         raw_request(
-            &addr(&s),
+            &s.addr(),
             "DELETE",
             "/api/v1/namespaces/ending",
             "application/json",
@@ -634,7 +630,7 @@ fn namespaces_gate_creates() {
     let ns = get(&s, "/api/v1/namespaces/ending").json();
     assert_eq!(ns["status"]["phase"], "Terminating");
     let r = raw_request(
-        &addr(&s),
+        &s.addr(),
         "POST",
         "/api/v1/namespaces/ending/configmaps",
         "application/json",
@@ -797,7 +793,7 @@ async fn watch_semantics() {
         "true"
     );
     let invalid = raw_request(
-        &addr(&s),
+        &s.addr(),
         "GET",
         &format!("{CM}?watch=true&sendInitialEvents=true"),
         "application/json",
@@ -925,7 +921,7 @@ async fn websocket_watch_with_base64_framing_and_bearer_subprotocol() {
 #[test]
 fn dry_run_and_field_validation() {
     let s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     let r = raw_request(
         &a,
         "POST",
@@ -1100,7 +1096,7 @@ fn field_selectors_per_kind() {
 #[test]
 fn sigterm_stops_the_server_even_with_open_watches() {
     let mut s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     // An open watch that never ends by itself.
     let mut watch = std::net::TcpStream::connect(&a).expect("connect");
     use std::io::Write;

@@ -5,10 +5,6 @@ mod common;
 
 use common::{Server, raw_request};
 
-fn addr(s: &Server) -> String {
-    format!("127.0.0.1:{}", s.port)
-}
-
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 
 fn assert_status(r: &common::RawResponse, code: u16, reason: &str) -> serde_json::Value {
@@ -23,7 +19,7 @@ fn assert_status(r: &common::RawResponse, code: u16, reason: &str) -> serde_json
 }
 
 fn stored_configmaps(s: &Server) -> usize {
-    let r = raw_request(&addr(s), "GET", CM, "application/json", b"");
+    let r = raw_request(&s.addr(), "GET", CM, "application/json", b"");
     assert_eq!(r.status, 200);
     r.json()["items"].as_array().map_or(0, Vec::len)
 }
@@ -31,7 +27,7 @@ fn stored_configmaps(s: &Server) -> usize {
 #[test]
 fn malformed_and_hostile_bodies_are_rejected_like_upstream() {
     let s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     let post = |ct: &str, body: &[u8]| raw_request(&a, "POST", CM, ct, body);
 
     assert_status(
@@ -234,7 +230,7 @@ fn malformed_and_hostile_bodies_are_rejected_like_upstream() {
 #[test]
 fn update_conflicts_and_url_mismatches() {
     let s = Server::start_apiserver(&[]);
-    let a = addr(&s);
+    let a = s.addr();
     let created = raw_request(
         &a,
         "POST",

@@ -8,23 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use common::{Server, raw_request, stream_get};
-
-fn addr(s: &Server) -> String {
-    format!("127.0.0.1:{}", s.port)
-}
-
-fn send(s: &Server, method: &str, path: &str, body: &Value) -> common::RawResponse {
-    raw_request(
-        &addr(s),
-        method,
-        path,
-        "application/json",
-        body.to_string().as_bytes(),
-    )
-}
 
 const V1: &str = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
 const V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
@@ -33,7 +19,7 @@ const V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscale
 async fn hpas_are_one_object_in_v1_and_v2() {
     let s = Server::start_apiserver(&[]);
     let group = raw_request(
-        &addr(&s),
+        &s.addr(),
         "GET",
         "/apis/autoscaling",
         "application/json",
@@ -49,11 +35,11 @@ async fn hpas_are_one_object_in_v1_and_v2() {
         "metadata": {"name": "web"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
             "minReplicas": 1, "maxReplicas": 4, "metrics": [memory]}});
-    let r = send(&s, "POST", V2, &hpa);
+    let r = s.send_json("POST", V2, &hpa);
     assert_eq!(r.status, 201, "{}", r.body);
 
     let r = raw_request(
-        &addr(&s),
+        &s.addr(),
         "GET",
         &format!("{V1}/web"),
         "application/json",
@@ -67,11 +53,11 @@ async fn hpas_are_one_object_in_v1_and_v2() {
 
     // A v1 client sets a CPU target; the v2 metric it cannot see is kept.
     v1["spec"]["targetCPUUtilizationPercentage"] = json!(60);
-    let r = send(&s, "PUT", &format!("{V1}/web"), &v1);
+    let r = s.send_json("PUT", &format!("{V1}/web"), &v1);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["spec"]["targetCPUUtilizationPercentage"], 60);
     let v2 = raw_request(
-        &addr(&s),
+        &s.addr(),
         "GET",
         &format!("{V2}/web"),
         "application/json",
@@ -88,7 +74,7 @@ async fn hpas_are_one_object_in_v1_and_v2() {
     assert!(v2["metadata"].get("annotations").is_none(), "{v2}");
 
     // Lists and watches speak the version asked for.
-    let list = raw_request(&addr(&s), "GET", V1, "application/json", b"").json();
+    let list = raw_request(&s.addr(), "GET", V1, "application/json", b"").json();
     assert_eq!(
         list["items"][0]["spec"]["targetCPUUtilizationPercentage"],
         60
@@ -118,15 +104,14 @@ fn events_are_one_object_in_both_groups() {
         "eventTime": "2017-09-19T13:49:16.000000Z", "note": "hello", "action": "Do",
         "reason": "Test", "type": "Normal", "reportingController": "test-controller",
         "reportingInstance": "test-node"});
-    let r = send(
-        &s,
+    let r = s.send_json(
         "POST",
         "/apis/events.k8s.io/v1/namespaces/default/events",
         &ev,
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let core = raw_request(
-        &addr(&s),
+        &s.addr(),
         "GET",
         "/api/v1/namespaces/default/events?fieldSelector=source%3Dtest-controller",
         "application/json",
@@ -139,7 +124,7 @@ fn events_are_one_object_in_both_groups() {
     assert_eq!(item["involvedObject"]["name"], "p");
     assert_eq!(item["reportingComponent"], "test-controller");
     let again = raw_request(
-        &addr(&s),
+        &s.addr(),
         "GET",
         "/apis/events.k8s.io/v1/namespaces/default/events/e1",
         "application/json",

@@ -136,6 +136,22 @@ impl Server {
         }
     }
 
+    /// `127.0.0.1:PORT`, for the raw request helpers.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `body` as JSON with a raw HTTP/1.1 request.
+    pub fn send_json(&self, method: &str, path: &str, body: &serde_json::Value) -> RawResponse {
+        raw_request(
+            &self.addr(),
+            method,
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
