@@ -30,6 +30,16 @@ enum Command {
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: PathBuf,
     },
+    /// Run the scheduler alone, against an API server.
+    Scheduler {
+        /// Kubeconfig of the API server to talk to.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+    },
+    /// Run kwok-style FAKE nodes: Node objects that run nothing. They register,
+    /// renew their Leases and report every pod bound to them Running and Ready
+    /// (Job pods Succeeded), for scheduler and controller tests and benchmarks.
+    FakeNodes(FakeNodeArgs),
     /// Back up or restore the store.
     Snapshot {
         #[command(subcommand)]
@@ -69,6 +79,43 @@ enum SnapshotCommand {
 }
 
 #[derive(Args, Clone)]
+struct FakeNodeArgs {
+    /// Kubeconfig of the API server to talk to.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// How many fake nodes to run.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Node names are PREFIX-0, PREFIX-1, ...
+    #[arg(long, default_value = "fake-node")]
+    prefix: String,
+    /// Each node's CPU capacity.
+    #[arg(long, default_value = "32")]
+    cpu: String,
+    /// Each node's memory capacity.
+    #[arg(long, default_value = "256Gi")]
+    memory: String,
+    /// Each node's pod capacity.
+    #[arg(long, default_value = "110")]
+    pods: String,
+}
+
+impl FakeNodeArgs {
+    fn config(&self) -> kubelet::fake::FakeNodeConfig {
+        kubelet::fake::FakeNodeConfig {
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            pods: self.pods.clone(),
+            ..kubelet::fake::FakeNodeConfig::new(
+                (0..self.count)
+                    .map(|i| format!("{}-{i}", self.prefix))
+                    .collect(),
+            )
+        }
+    }
+}
+
+#[derive(Args, Clone)]
 struct ServerArgs {
     /// Where the embedded store and generated files live.
     #[arg(long)]
@@ -100,6 +147,11 @@ struct ServerArgs {
     /// How often etcd is compacted, as a Go duration (e.g. 5m, 30s; 0 disables).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     etcd_compaction_interval: Duration,
+    /// With `server`: also run this many kwok-style FAKE nodes (named
+    /// fake-node-N) that run nothing but report their pods Running; for trying
+    /// out controllers and the scheduler without a node agent.
+    #[arg(long, default_value_t = 0)]
+    fake_nodes: usize,
 }
 
 /// A Go-style duration: a sequence of numbers with units h, m, s, ms (e.g. `1h30m`, `5m`, `0`).
@@ -204,8 +256,28 @@ async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Clien
     Ok(kube::Client::try_from(cfg)?)
 }
 
-/// Runs the API server, and with `with_controllers` the controllers as its API clients.
+/// The Lease (in `kube-system`) that elects the active scheduler.
+const SCHEDULER_LEASE: &str = "ironkube-scheduler";
+
+/// Runs the scheduler while this process holds the scheduler Lease.
+async fn run_scheduler(client: kube::Client) {
+    let elector = controllers::leader::Elector::new(
+        client.clone(),
+        "kube-system",
+        SCHEDULER_LEASE,
+        identity(),
+        election_timing(),
+    );
+    controllers::leader::run_while_leader(elector, || {
+        scheduler::run(client.clone(), scheduler::Config::default())
+    })
+    .await;
+}
+
+/// Runs the API server, and with `with_controllers` the controllers and the
+/// scheduler as its API clients.
 async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
+    let fake_nodes = args.fake_nodes;
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let kubeconfig = args
         .write_kubeconfig
@@ -238,10 +310,22 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
     if with_controllers {
         let client = client_from(&running.kubeconfig).await?;
         tokio::spawn(controllers::run_elected(
-            client,
+            client.clone(),
             identity(),
             election_timing(),
         ));
+        tokio::spawn(run_scheduler(client.clone()));
+        if fake_nodes > 0 {
+            let fake = FakeNodeArgs {
+                kubeconfig: running.kubeconfig.clone(),
+                count: fake_nodes,
+                prefix: "fake-node".into(),
+                cpu: "32".into(),
+                memory: "256Gi".into(),
+                pods: "110".into(),
+            };
+            tokio::spawn(kubelet::fake::run(client, fake.config()));
+        }
     }
     running
         .serve(shutdown_signal())
@@ -301,6 +385,20 @@ fn main() -> anyhow::Result<()> {
             let client = client_from(&kubeconfig).await?;
             tokio::select! {
                 () = controllers::run_elected(client, identity(), election_timing()) => anyhow::bail!("controllers stopped"),
+                () = shutdown_signal() => Ok(()),
+            }
+        }),
+        Command::Scheduler { kubeconfig } => runtime.block_on(async move {
+            let client = client_from(&kubeconfig).await?;
+            tokio::select! {
+                () = run_scheduler(client) => anyhow::bail!("scheduler stopped"),
+                () = shutdown_signal() => Ok(()),
+            }
+        }),
+        Command::FakeNodes(args) => runtime.block_on(async move {
+            let client = client_from(&args.kubeconfig).await?;
+            tokio::select! {
+                () = kubelet::fake::run(client, args.config()) => anyhow::bail!("fake nodes stopped"),
                 () = shutdown_signal() => Ok(()),
             }
         }),

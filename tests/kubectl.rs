@@ -156,12 +156,16 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
             "settings|1|<age>"
         ])
     );
-    assert_eq!(
-        table(&k.ok(&["get", "deploy", "-n", "demo", "-o", "wide"])),
-        expect_table(&[
-            "NAME|READY|UP-TO-DATE|AVAILABLE|AGE|CONTAINERS|IMAGES|SELECTOR",
-            "web|0/2|0|0|<age>|nginx|nginx:1.25|app=web",
-        ])
+    // The deployment controller creates both pods; with no node to run
+    // them none is ready or available.
+    let want = expect_table(&[
+        "NAME|READY|UP-TO-DATE|AVAILABLE|AGE|CONTAINERS|IMAGES|SELECTOR",
+        "web|0/2|2|0|<age>|nginx|nginx:1.25|app=web",
+    ]);
+    poll(
+        "the deployment's pods created",
+        Duration::from_secs(30),
+        || (table(&k.ok(&["get", "deploy", "-n", "demo", "-o", "wide"])) == want).then_some(()),
     );
     let pod_yaml = k.ok(&["get", "pod", "p1", "-n", "demo", "-o", "yaml"]);
     for line in [
@@ -186,8 +190,19 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
             .as_str()
             .is_some_and(|u| u.len() == 36)
     );
+    // (The deployment's own pods carry a pod-template-hash; p1 does not.)
+    let not_deployed = "!pod-template-hash";
     assert_eq!(
-        k.ok(&["get", "pods,cm", "-n", "demo", "-o", "name"]),
+        k.ok(&[
+            "get",
+            "pods,cm",
+            "-n",
+            "demo",
+            "-l",
+            not_deployed,
+            "-o",
+            "name"
+        ]),
         "pod/p1\nconfigmap/kube-root-ca.crt\nconfigmap/settings\n"
     );
     assert_eq!(
@@ -203,7 +218,7 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
         "fast"
     );
     assert_eq!(
-        table(&k.ok(&["get", "pods", "-A"])),
+        table(&k.ok(&["get", "pods", "-A", "-l", not_deployed])),
         expect_table(&[
             "NAMESPACE|NAME|READY|STATUS|RESTARTS|AGE",
             "demo|p1|0/1|Pending|0|<age>"
@@ -575,14 +590,16 @@ fn scenario_on(kubectl: &Path, v134: bool, server: Server) {
     k.ok(&["delete", "configmap", "c1", "-n", "demo"]);
     let waited = wait.wait().expect("wait exit");
     assert!(waited.success());
-    k.ok(&["delete", "pods", "--all", "-n", "demo"]);
-    assert_eq!(
-        k.run(&["get", "pods", "-n", "demo"]).stderr.trim(),
-        "No resources found in demo namespace."
-    );
     let both = deleted("deployment.apps \"d1\"", "demo", v134)
         + &deleted("deployment.apps \"web\"", "demo", v134);
     assert_eq!(k.ok(&["delete", "deploy", "--all", "-n", "demo"]), both);
+    // The garbage collector removes the deployments' ReplicaSets and pods.
+    k.ok(&["delete", "pods", "--all", "-n", "demo"]);
+    poll("no pods left in demo", Duration::from_secs(30), || {
+        (k.run(&["get", "pods", "-n", "demo"]).stderr.trim()
+            == "No resources found in demo namespace.")
+            .then_some(())
+    });
     // Deleting the namespace removes its content, then the namespace itself.
     k.ok(&[
         "delete",

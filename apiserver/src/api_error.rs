@@ -366,12 +366,37 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.status()).unwrap_or_default();
+        let status = self.status();
+        // A failed content negotiation cannot be answered in a negotiated
+        // encoding: upstream writes that Status as indented JSON. Every other
+        // error is JSON here, re-encoded for the client's Accept by
+        // `render::negotiate_errors`, which finds the Status on the response.
+        let not_acceptable = self.code == 406 && self.reason == "NotAcceptable";
+        let body = if not_acceptable {
+            serde_json::to_vec_pretty(&status).unwrap_or_default()
+        } else {
+            serde_json::to_vec(&status).unwrap_or_default()
+        };
         let mut resp = (code, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if !not_acceptable {
+            resp.extensions_mut()
+                .insert(crate::endpoints::render::ErrorStatus(status));
+        }
+        // Upstream tells clients when to come back on 429 and 503.
+        let retry_after = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retryAfterSeconds"))
+            .and_then(Value::as_i64)
+            .filter(|s| *s > 0 && matches!(self.code, 429 | 503));
+        if let Some(seconds) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         resp
     }
 }

@@ -27,6 +27,20 @@ const KUBERNETES: &str = "kubernetes";
 
 /// Creates what must exist before clients arrive. `advertise` is the address
 /// the API server serves on (an unspecified IP advertises 127.0.0.1).
+/// `system-node-critical` and `system-cluster-critical`: name, value, description.
+const SYSTEM_PRIORITY_CLASSES: [(&str, i64, &str); 2] = [
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
 pub async fn bootstrap(
     store: &Store,
     table: &ResourceTable,
@@ -35,6 +49,23 @@ pub async fn bootstrap(
     for name in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         create_if_missing(store, table, ("", "v1", "namespaces"), None, obj).await?;
+    }
+    // Upstream's built-in priority classes, which critical pods name.
+    for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+        let class = json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "description": description,
+        });
+        create_if_missing(
+            store,
+            table,
+            ("scheduling.k8s.io", "v1", "priorityclasses"),
+            None,
+            class,
+        )
+        .await?;
     }
     let ip = if advertise.ip().is_unspecified() {
         "127.0.0.1".to_string()

@@ -21,4 +21,5 @@ pub mod resources;
 pub mod selectors;
 pub mod server;
 pub mod storage;
+pub mod testing;
 pub mod validation;

@@ -156,3 +156,20 @@ impl Elector {
         }
     }
 }
+
+/// Runs `work` only while `elector` holds its lease: campaigns, runs until the
+/// work ends or leadership is lost, then campaigns again (a fresh `work()`).
+pub async fn run_while_leader<F, Fut>(elector: Elector, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        elector.acquire().await;
+        tokio::select! {
+            () = work() => {}
+            () = elector.hold() => {}
+        }
+        tracing::info!(lease = %elector.name, identity = %elector.identity(), "stopped; campaigning again");
+    }
+}

@@ -2,9 +2,16 @@
 //! crate), never reaching into the API server's storage. Each controller is a
 //! `kube::runtime` controller with a `reconcile` and an error policy.
 
+pub mod deployment;
+pub mod disruption;
+pub mod garbagecollector;
+pub mod job;
 pub mod leader;
 pub mod namespace;
+pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
+mod workload;
 
 use std::time::Duration;
 
@@ -16,6 +23,12 @@ pub async fn run(client: kube::Client) {
     tokio::select! {
         () = namespace::run(client.clone()) => tracing::error!("namespace controller stopped"),
         () = serviceaccount::run(client.clone()) => tracing::error!("service account controller stopped"),
+        () = deployment::run(client.clone()) => tracing::error!("deployment controller stopped"),
+        () = replicaset::run(client.clone()) => tracing::error!("replicaset controller stopped"),
+        () = garbagecollector::run(client.clone()) => tracing::error!("garbage collector stopped"),
+        () = job::run(client.clone()) => tracing::error!("job controller stopped"),
+        () = disruption::run(client.clone()) => tracing::error!("disruption controller stopped"),
+        () = resourcequota::run(client.clone()) => tracing::error!("resource quota controller stopped"),
     }
 }
 
@@ -23,14 +36,7 @@ pub async fn run(client: kube::Client) {
 /// Lease, so that several control-plane processes on one store act as one.
 pub async fn run_elected(client: kube::Client, identity: String, timing: leader::Timing) {
     let elector = leader::Elector::new(client.clone(), "kube-system", LEASE_NAME, identity, timing);
-    loop {
-        elector.acquire().await;
-        tokio::select! {
-            () = run(client.clone()) => {}
-            () = elector.hold() => {}
-        }
-        tracing::info!(identity = %elector.identity(), "controllers stopped; campaigning again");
-    }
+    leader::run_while_leader(elector, || run(client.clone())).await;
 }
 
 /// Requeue delay while a namespace still has content.

@@ -20,11 +20,13 @@ use super::render::{self, IncludeObject};
 use super::request_info::RequestInfo;
 use crate::api_error::{ApiError, ApiResult, FieldError, FieldErrorKind};
 use crate::patching as patch;
+use crate::registry::eviction::{self, Evicted};
 use crate::registry::list::ListRequest;
+use crate::registry::pod_binding::{self, Binding};
 use crate::registry::watch::{WatchEvent, WatchRequest};
 use crate::registry::{DeleteOptions, DeleteOutcome, UpdateTarget, WriteOptions};
 use crate::registry::{meta, reviews};
-use crate::resources::ResourceInfo;
+use crate::resources::{CreateAction, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 
 pub type Query = HashMap<String, String>;
@@ -96,6 +98,10 @@ impl Call<'_> {
         FieldValidation::parse(self.q("fieldValidation")).map_err(|e| self.invalid_options(e))
     }
     fn decode(&self) -> ApiResult<super::decode::Decoded> {
+        self.decode_as(&self.info)
+    }
+    /// Decodes the body as an object of `info` (a subresource's own kind).
+    fn decode_as(&self, info: &ResourceInfo) -> ApiResult<super::decode::Decoded> {
         let validation = self.field_validation()?;
         let raw = negotiate::decode_body(self.headers, &self.body)?;
         let is_json = self
@@ -103,12 +109,7 @@ impl Call<'_> {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_none_or(|c| c.starts_with("application/json"));
-        decode_object(
-            &self.info,
-            raw,
-            is_json.then_some(&self.body[..]),
-            validation,
-        )
+        decode_object(info, raw, is_json.then_some(&self.body[..]), validation)
     }
 
     fn list_request(&self) -> ApiResult<ListRequest> {
@@ -157,6 +158,8 @@ pub async fn dispatch(call: Call<'_>) -> ApiResult<Response> {
             "status" => main_or_status(call, UpdateTarget::Status).await,
             "finalize" => main_or_status(call, UpdateTarget::Finalize).await,
             "scale" => scale(call).await,
+            "binding" => bind_pod(call).await,
+            "eviction" => evict_pod(call).await,
             _ => Err(ApiError::new(
                 501,
                 "NotImplemented",
@@ -220,8 +223,10 @@ async fn list(call: Call<'_>) -> ApiResult<Response> {
 }
 
 async fn create(call: Call<'_>) -> ApiResult<Response> {
-    if reviews::is_review(&call.info.group, &call.info.plural) {
-        return review(call);
+    match call.info.create {
+        CreateAction::Store => {}
+        CreateAction::Review => return review(call),
+        CreateAction::BindPod => return bind_pod(call).await,
     }
     let output = call.output()?;
     let opts = call.write_options()?;
@@ -247,7 +252,7 @@ async fn create(call: Call<'_>) -> ApiResult<Response> {
 /// (upstream gives those resources no table convertor).
 fn review(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
-    if output != Output::Json && output != Output::Yaml {
+    if output.form != negotiate::Form::Object {
         return Err(ApiError::not_acceptable(negotiate::SERVED_TYPES));
     }
     let decoded = call.decode()?;
@@ -523,28 +528,7 @@ fn delete_options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
         if !body.is_object() {
             return Err(ApiError::bad_request("DeleteOptions must be an object"));
         }
-        if let Some(g) = body.get("gracePeriodSeconds").and_then(Value::as_i64) {
-            opts.grace_period_seconds = Some(g);
-        }
-        if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
-            opts.propagation_policy = Some(p.to_string());
-        }
-        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
-            && opts.propagation_policy.is_none()
-        {
-            opts.propagation_policy = Some("Orphan".into());
-        }
-        if let Some(d) = body.get("dryRun").and_then(Value::as_array) {
-            opts.dry_run |= d.iter().any(|v| v == "All");
-        }
-        opts.precondition_uid = body
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        opts.precondition_resource_version = body
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        fold_delete_options(&body, &mut opts);
     }
     if let Some(p) = &opts.propagation_policy
         && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
@@ -552,6 +536,120 @@ fn delete_options(call: &Call<'_>) -> ApiResult<DeleteOptions> {
         return Err(ApiError::invalid_delete_options(p));
     }
     Ok(opts)
+}
+
+/// Folds a `DeleteOptions` body (or an eviction's `deleteOptions`) into `opts`.
+fn fold_delete_options(body: &Value, opts: &mut DeleteOptions) {
+    if let Some(g) = body.get("gracePeriodSeconds").and_then(Value::as_i64) {
+        opts.grace_period_seconds = Some(g);
+    }
+    if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
+        opts.propagation_policy = Some(p.to_string());
+    }
+    if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+        && opts.propagation_policy.is_none()
+    {
+        opts.propagation_policy = Some("Orphan".into());
+    }
+    if let Some(d) = body.get("dryRun").and_then(Value::as_array) {
+        opts.dry_run |= d.iter().any(|v| v == "All");
+    }
+    opts.precondition_uid = body
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    opts.precondition_resource_version = body
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+}
+
+/// The `Status` a subresource create answers with when it stores nothing.
+fn created_status(output: Output, warnings: &[String]) -> Response {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    render::body(StatusCode::CREATED, output, &status, warnings)
+}
+
+/// `pods/binding`, and `bindings` (which names the pod in the body).
+async fn bind_pod(call: Call<'_>) -> ApiResult<Response> {
+    let output = call.output()?;
+    let opts = call.write_options()?;
+    let table = &call.app.table;
+    let (Some(bindings), Some(pods)) =
+        (table.get("", "v1", "bindings"), table.get("", "v1", "pods"))
+    else {
+        return Err(ApiError::internal("pods and bindings must both be served"));
+    };
+    let decoded = call.decode_as(&bindings)?;
+    let mut obj = decoded.object;
+    check_namespace_of_body(&call, &mut obj)?;
+    let binding = Binding::from_object(&obj)?;
+    let url_name = call.req.name.clone().unwrap_or_else(|| binding.pod.clone());
+    pod_binding::bind(
+        &call.app.store,
+        &pods,
+        call.ns(),
+        &url_name,
+        &binding,
+        &opts,
+    )
+    .await?;
+    Ok(created_status(output, &decoded.warnings))
+}
+
+/// `pods/eviction`: a delete that honours the pod's disruption budget.
+async fn evict_pod(call: Call<'_>) -> ApiResult<Response> {
+    let output = call.output()?;
+    let mut opts = DeleteOptions {
+        dry_run: call.write_options()?.dry_run,
+        ..Default::default()
+    };
+    let body = negotiate::decode_body(call.headers, &call.body)?;
+    let kind = body
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Eviction");
+    let api_version = body
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("policy/v1");
+    if kind != "Eviction" || !matches!(api_version, "policy/v1" | "policy/v1beta1") {
+        return Err(ApiError::bad_request(format!(
+            "not a Eviction object: {api_version}, Kind={kind}"
+        )));
+    }
+    if body
+        .get("deleteOptions")
+        .is_some_and(|d| !d.is_null() && !d.is_object())
+    {
+        return Err(ApiError::bad_request("deleteOptions must be an object"));
+    }
+    if meta::name(&body) != call.name() {
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
+    }
+    if let Some(d) = body.get("deleteOptions").filter(|d| d.is_object()) {
+        fold_delete_options(d, &mut opts);
+    }
+    if let Some(p) = &opts.propagation_policy
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::invalid_delete_options(p));
+    }
+    let ns = call.ns().unwrap_or("");
+    match eviction::evict(&call.app.store, &call.info, ns, call.name(), &opts).await? {
+        Evicted::Deleted => Ok(created_status(output, &[])),
+        Evicted::Refused(message) => {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "code": 500});
+            Ok(render::body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                output,
+                &status,
+                &[],
+            ))
+        }
+    }
 }
 
 async fn delete(call: Call<'_>) -> ApiResult<Response> {
@@ -623,17 +721,13 @@ async fn delete_collection(call: Call<'_>) -> ApiResult<Response> {
 
 async fn watch(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
-    let list = call.list_request()?;
-    let send_initial_events = match call.q("sendInitialEvents") {
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        _ => None,
-    };
-    let allow_bookmarks = call.q("allowWatchBookmarks") == Some("true");
-    let timeout = call
-        .q("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(1800);
+    let mut list = call.list_request()?;
+    if let Some(name) = call.req.name.as_deref() {
+        list.field_selector = Some(named_watch_selector(list.field_selector.take(), name)?);
+    }
+    let send_initial_events = super::query::optional_flag(call.q("sendInitialEvents"));
+    let allow_bookmarks = super::query::flag(call.q("allowWatchBookmarks"));
+    let timeout = watch_timeout(call.q("timeoutSeconds"));
     let req = WatchRequest {
         list,
         send_initial_events,
@@ -647,14 +741,14 @@ async fn watch(call: Call<'_>) -> ApiResult<Response> {
         allow_bookmarks,
         events,
     );
-    let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+    let deadline = tokio::time::sleep(timeout);
     let body = frames
         .take_until(deadline)
         .map(Ok::<_, std::convert::Infallible>);
     let mut resp = Response::new(Body::from_stream(body));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(render::watch_content_type(&call.info, output)),
     );
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -663,7 +757,34 @@ async fn watch(call: Call<'_>) -> ApiResult<Response> {
     Ok(resp)
 }
 
-/// Encodes watch events as newline-delimited `{type, object}` frames.
+/// How long a watch runs: `timeoutSeconds`, else upstream's default of 30 min.
+pub(super) fn watch_timeout(param: Option<&str>) -> Duration {
+    Duration::from_secs(param.and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800))
+}
+
+/// A watch on one object (a legacy `/watch/.../NAME` path, or `?watch` on an
+/// item) selects that object by `metadata.name`; a field selector may only
+/// repeat that name (upstream's list handler rule).
+pub(super) fn named_watch_selector(
+    given: Option<FieldSelector>,
+    name: &str,
+) -> ApiResult<FieldSelector> {
+    match given.filter(|s| !s.is_empty()) {
+        Some(sel) if sel.requires_exact_match("metadata.name") == Some(name) => Ok(sel),
+        Some(_) => Err(ApiError::bad_request(
+            "fieldSelector metadata.name doesn't match requested name",
+        )),
+        None => FieldSelector::parse(&format!(
+            "metadata.name={}",
+            crate::selectors::escape_field_value(name)
+        ))
+        .map_err(|e| ApiError::bad_request(e.to_string())),
+    }
+}
+
+/// Encodes watch events as newline-delimited `{type, object}` JSON frames,
+/// or, when protobuf is negotiated, as length-delimited protobuf
+/// `WatchEvent`s (see `render::protobuf_watch_frame`).
 pub fn watch_frames(
     info: Arc<ResourceInfo>,
     output: Output,
@@ -677,10 +798,11 @@ pub fn watch_frames(
     );
     let ticks = tokio_stream::wrappers::IntervalStream::new(interval).map(|_| None);
     let merged = futures::stream::select(events.map(Some), ticks);
+    let protobuf_form = render::protobuf_watch_form(&info, output);
     let mut last_rv = 0i64;
     merged
         .filter_map(move |ev| {
-            let frame = match ev {
+            let event = match ev {
                 Some(ev) => {
                     if let Some(rv) = ev.revision() {
                         last_rv = last_rv.max(rv);
@@ -688,19 +810,23 @@ pub fn watch_frames(
                     if matches!(ev, WatchEvent::Bookmark(..)) && !allow_bookmarks {
                         None
                     } else {
-                        Some(encode_event(&info, output, include, &ev))
+                        Some(ev)
                     }
                 }
-                None if allow_bookmarks && last_rv > 0 => Some(encode_event(
-                    &info,
-                    output,
-                    include,
-                    &WatchEvent::Bookmark(last_rv, false),
-                )),
+                None if allow_bookmarks && last_rv > 0 => {
+                    Some(WatchEvent::Bookmark(last_rv, false))
+                }
                 None => None,
             };
+            // `Some(None)`: an event protobuf cannot carry, which ends the watch.
+            let frame = event.map(|ev| match protobuf_form {
+                Some(form) => render::protobuf_watch_frame(&info, form, &ev),
+                None => Some(encode_event(&info, output, include, &ev)),
+            });
             futures::future::ready(frame)
         })
+        .take_while(|frame| futures::future::ready(frame.is_some()))
+        .filter_map(futures::future::ready)
         .boxed()
 }
 

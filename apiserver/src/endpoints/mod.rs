@@ -9,6 +9,7 @@ pub mod filters;
 pub mod handlers;
 pub mod negotiate;
 pub mod openapi;
+pub mod query;
 pub mod render;
 pub mod request_info;
 pub mod websocket;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
@@ -34,7 +35,11 @@ pub struct App {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(handle).with_state(app)
+    Router::new()
+        .fallback(handle)
+        .with_state(app)
+        // Errors are encoded as the client's Accept asks (protobuf, YAML).
+        .layer(axum::middleware::from_fn(render::negotiate_errors))
 }
 
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
@@ -78,7 +83,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     {
         return r.unwrap_or_else(IntoResponse::into_response);
     }
-    let watch_param = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let watch_param = query::flag(query.get("watch").map(String::as_str));
     let Some(info) = request_info::parse(&method, &path, watch_param) else {
         return ApiError::no_route().into_response();
     };
@@ -125,10 +130,6 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if method == Method::HEAD {
         *resp.body_mut() = Body::empty();
     }
-    resp.headers_mut().insert(
-        "x-kubernetes-pf-flowschema-uid",
-        HeaderValue::from_static(""),
-    );
     resp
 }
 
@@ -167,6 +168,8 @@ mod tests {
             namespaced: true,
             verbs: STANDARD_VERBS.to_vec(),
             subresources: vec![],
+            create: Default::default(),
+            initial_status: None,
             storage_prefix: "/registry/example.com/widgets".into(),
             codec: None,
             conversion: None,

@@ -315,6 +315,8 @@ mod tests {
             namespaced: true,
             verbs: STANDARD_VERBS.to_vec(),
             subresources: vec![],
+            create: Default::default(),
+            initial_status: None,
             storage_prefix: "/registry/example.com/widgets".into(),
             codec: None,
             conversion: None,

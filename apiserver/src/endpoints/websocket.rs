@@ -3,6 +3,9 @@
 //! `binary.k8s.io`, and plain text without a subprotocol. A bearer token may be
 //! offered as the `base64url.bearer.authorization.k8s.io.<token>` subprotocol;
 //! it is accepted here and left to the authentication filter to come.
+//! Protobuf watches send each `WatchEvent` message as one binary frame,
+//! without the HTTP stream's length prefix (upstream's websocket framer
+//! writes messages whole, as binary unless the encoding is text).
 
 use std::sync::Arc;
 
@@ -82,12 +85,20 @@ pub async fn watch(
             ..Default::default()
         })
     };
-    let list = match parse() {
+    let mut list = match parse() {
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
-    let allow_bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
-    let send_initial_events = query.get("sendInitialEvents").map(|v| v == "true");
+    if let Some(name) = info.name.as_deref() {
+        match super::handlers::named_watch_selector(list.field_selector.take(), name) {
+            Ok(sel) => list.field_selector = Some(sel),
+            Err(e) => return e.into_response(),
+        }
+    }
+    let timeout = super::handlers::watch_timeout(query.get("timeoutSeconds").map(String::as_str));
+    let allow_bookmarks = super::query::flag(query.get("allowWatchBookmarks").map(String::as_str));
+    let send_initial_events =
+        super::query::optional_flag(query.get("sendInitialEvents").map(String::as_str));
     let output = negotiate::output(&headers).unwrap_or(negotiate::Output::Json);
     let events = match app
         .store
@@ -105,30 +116,42 @@ pub async fn watch(
         Ok(ev) => ev,
         Err(e) => return e.into_response(),
     };
+    let protobuf = super::render::protobuf_watch_form(&resource, output).is_some();
+    // The watch ends at its timeout, as an HTTP watch does.
     let frames = watch_frames(
         resource,
         output,
         IncludeObject::parse(query.get("includeObject").map(String::as_str)),
         allow_bookmarks,
         events,
-    );
+    )
+    .take_until(tokio::time::sleep(timeout))
+    .boxed();
     let ws = match chosen {
         Some(p) => ws.protocols([p]),
         None => ws,
     };
-    ws.on_upgrade(move |socket| pump(socket, frames, framing))
+    let framing = match framing {
+        Framing::Plain if protobuf => Framing::Binary,
+        other => other,
+    };
+    ws.on_upgrade(move |socket| pump(socket, frames, framing, protobuf))
 }
 
 async fn pump(
     socket: WebSocket,
     mut frames: futures::stream::BoxStream<'static, bytes::Bytes>,
     framing: Framing,
+    protobuf: bool,
 ) {
     let (mut tx, mut rx) = socket.split();
     loop {
         tokio::select! {
             frame = frames.next() => {
-                let Some(frame) = frame else { break };
+                let Some(mut frame) = frame else { break };
+                if protobuf {
+                    frame = unframe(frame);
+                }
                 let msg = match framing {
                     Framing::Base64 => Message::Text(base64::engine::general_purpose::STANDARD.encode(&frame).into()),
                     Framing::Binary => Message::Binary(frame),
@@ -145,4 +168,14 @@ async fn pump(
         }
     }
     let _ = tx.close().await;
+}
+
+/// A length-delimited protobuf watch frame without its 4-byte length prefix
+/// (a websocket message delimits itself).
+fn unframe(frame: bytes::Bytes) -> bytes::Bytes {
+    if frame.len() >= 4 {
+        frame.slice(4..)
+    } else {
+        frame
+    }
 }

@@ -284,6 +284,30 @@ pub(crate) fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
     Some(scale(&a)?.cmp(&scale(&b)?))
 }
 
+/// `a + b` in canonical form, in `a`'s format (Go's `Quantity.Add` keeps the
+/// receiver's format; a zero receiver takes the other's). `None` if either
+/// does not parse or the sum is too large to hold exactly.
+pub(crate) fn add(a: &str, b: &str) -> Option<String> {
+    let (pa, pb) = (parse(a)?, parse(b)?);
+    let signed = |p: &Parsed| if p.neg { -p.mantissa } else { p.mantissa };
+    let e = pa.exp10.min(pb.exp10);
+    let scale = |p: &Parsed| -> Option<i128> {
+        signed(p).checked_mul(pow10(u32::try_from(p.exp10 - e).ok()?)?)
+    };
+    let total = scale(&pa)?.checked_add(scale(&pb)?)?;
+    let format = if pa.mantissa == 0 {
+        pb.format
+    } else {
+        pa.format
+    };
+    canonical_parsed(&Parsed {
+        neg: total < 0,
+        mantissa: total.abs(),
+        exp10: e,
+        format,
+    })
+}
+
 /// `a / b` as a float (for limit-to-request ratios).
 pub(crate) fn ratio(a: &str, b: &str) -> Option<f64> {
     let (a, b) = (parse(a)?, parse(b)?);
@@ -323,6 +347,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn sums() {
+        assert_eq!(add("0", "1").as_deref(), Some("1"));
+        assert_eq!(add("500m", "500m").as_deref(), Some("1"));
+        assert_eq!(add("100m", "1").as_deref(), Some("1100m"));
+        assert_eq!(add("1Gi", "512Mi").as_deref(), Some("1536Mi"));
+        assert_eq!(add("2", "-3").as_deref(), Some("-1"));
+        assert_eq!(add("x", "1"), None);
+    }
 
     #[test]
     fn canonical_forms() {

@@ -128,6 +128,61 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, ProtoError> {
     Ok(out)
 }
 
+/// Content type of a protobuf watch stream.
+pub const WATCH_CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf;stream=watch";
+
+/// One event of a protobuf watch: a `meta.k8s.io/v1` `WatchEvent` message
+/// written bare (upstream's raw serializer: no magic, no envelope), whose
+/// `object` RawExtension holds the object as a full protobuf body (magic and
+/// `runtime.Unknown` envelope).
+pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>, ProtoError> {
+    let body = encode(object)?;
+    let mut raw_extension = Vec::with_capacity(body.len() + 8);
+    put_bytes(&mut raw_extension, 1, &body);
+    let mut out = Vec::with_capacity(raw_extension.len() + event_type.len() + 16);
+    put_bytes(&mut out, 1, event_type.as_bytes());
+    put_bytes(&mut out, 2, &raw_extension);
+    Ok(out)
+}
+
+/// The length-delimited frame of one watch event: its size as a 4-byte
+/// big-endian integer, then the message (upstream's `LengthDelimitedFramer`).
+pub fn watch_frame(event_type: &str, object: &Value) -> Result<Vec<u8>, ProtoError> {
+    let message = encode_watch_event(event_type, object)?;
+    let len = u32::try_from(message.len())
+        .map_err(|_| ProtoError::Envelope("watch event larger than 4 GiB".into()))?;
+    let mut frame = Vec::with_capacity(message.len() + 4);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&message);
+    Ok(frame)
+}
+
+/// Decodes a bare `WatchEvent` message into its type and object (JSON form).
+pub fn decode_watch_event(message: &[u8]) -> Result<(String, Value), ProtoError> {
+    let reg = registry()?;
+    let name = format!("{META_V1}.WatchEvent");
+    let desc = reg
+        .pool
+        .get_message_by_name(&name)
+        .ok_or_else(|| ProtoError::Descriptors(format!("{name} missing")))?;
+    let msg = DynamicMessage::decode(desc, message).map_err(|e| ProtoError::Malformed {
+        kind: "WatchEvent".into(),
+        message: e.to_string(),
+    })?;
+    let mut ctx = Ctx::default();
+    let mut event = reg.message_to_json(&msg, &mut ctx)?;
+    let event_type = event
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let object = event
+        .get_mut("object")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    Ok((event_type, object))
+}
+
 /// Whether `apiVersion`/`kind` has a protobuf form (built-in types do;
 /// custom resources do not).
 pub fn supports(api_version: &str, kind: &str) -> bool {

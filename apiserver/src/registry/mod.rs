@@ -3,10 +3,13 @@
 
 pub mod config_objects;
 pub mod defaults;
+pub mod eviction;
 pub mod list;
 pub mod meta;
 pub mod namespaces;
 pub mod pod_admission;
+pub mod pod_binding;
+pub mod quota;
 pub mod reviews;
 pub mod service_ips;
 pub mod store;

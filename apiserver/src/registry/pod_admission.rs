@@ -16,8 +16,86 @@ use crate::registry::store::Store;
 
 /// Runs both plugins on `pod`.
 pub async fn admit(store: &Store, pod: &mut Value) -> ApiResult<()> {
+    priority(store, pod).await?;
     runtime_class(store, pod).await?;
     limit_ranger(store, pod).await
+}
+
+/// Priority admission: `spec.priority` and `spec.preemptionPolicy` come from
+/// the pod's PriorityClass (or the global default class, or 0), and a pod may
+/// not state values of its own that differ from them.
+async fn priority(store: &Store, pod: &mut Value) -> ApiResult<()> {
+    let Some(info) = store
+        .table
+        .get("scheduling.k8s.io", "v1", "priorityclasses")
+    else {
+        return Ok(());
+    };
+    let class_name = meta::str_at(pod, "/spec/priorityClassName")
+        .unwrap_or("")
+        .to_string();
+    let class = if class_name.is_empty() {
+        let all = store
+            .list(&info, None, &crate::registry::list::ListRequest::default())
+            .await?;
+        all.items
+            .into_iter()
+            .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+            // Upstream picks the lowest-valued global default if several exist.
+            .min_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0))
+    } else {
+        match store.get(&info, None, &class_name).await {
+            Ok(class) => Some(class),
+            Err(e) if e.code == 404 => {
+                return Err(forbidden(
+                    pod,
+                    format!("no PriorityClass with name {class_name} was found"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let value = class
+        .as_ref()
+        .and_then(|c| c.get("value").and_then(Value::as_i64))
+        .unwrap_or(0);
+    let policy = class
+        .as_ref()
+        .and_then(|c| meta::str_at(c, "/preemptionPolicy"))
+        .unwrap_or("PreemptLowerPriority")
+        .to_string();
+    if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64)
+        && given != value
+    {
+        return Err(forbidden(
+            pod,
+            format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"
+            ),
+        ));
+    }
+    if let Some(given) = meta::str_at(pod, "/spec/preemptionPolicy")
+        && given != policy
+    {
+        return Err(forbidden(
+            pod,
+            format!(
+                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+            ),
+        ));
+    }
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        if let Some(name) = class
+            .as_ref()
+            .filter(|_| class_name.is_empty())
+            .map(meta::name)
+        {
+            spec.insert("priorityClassName".into(), json!(name));
+        }
+        spec.insert("priority".into(), json!(value));
+        spec.insert("preemptionPolicy".into(), json!(policy));
+    }
+    Ok(())
 }
 
 fn forbidden(pod: &Value, message: String) -> ApiError {

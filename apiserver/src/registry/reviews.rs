@@ -10,23 +10,6 @@ use serde_json::{Value, json};
 use crate::api_error::FieldError;
 use crate::endpoints::filters::UserInfo;
 
-/// Whether `group/plural` is a review answered without storage.
-pub fn is_review(group: &str, plural: &str) -> bool {
-    matches!(
-        (group, plural),
-        (
-            "authorization.k8s.io",
-            "subjectaccessreviews"
-                | "selfsubjectaccessreviews"
-                | "localsubjectaccessreviews"
-                | "selfsubjectrulesreviews"
-        ) | (
-            "authentication.k8s.io",
-            "tokenreviews" | "selfsubjectreviews"
-        )
-    )
-}
-
 /// Validates the review `obj` and fills in its status for `user`.
 pub fn answer(plural: &str, obj: &mut Value, user: &UserInfo) -> Result<(), Vec<FieldError>> {
     let errs = match plural {

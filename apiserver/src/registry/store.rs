@@ -23,6 +23,11 @@ pub enum UpdateTarget {
     Status,
     /// Kind-specific finalizers (namespaces' `finalize`).
     Finalize,
+    /// A write the server computes itself for a subresource that changes spec
+    /// and status together (`pods/binding`): the new object is taken whole, with
+    /// no strategy hooks and no `managedFields` entry, as upstream's subresources
+    /// that write through storage directly.
+    Server,
 }
 
 #[derive(Clone)]
@@ -30,6 +35,7 @@ pub struct Store {
     pub(crate) storage: SharedStorage,
     pub(crate) table: ResourceTable,
     namespaces: NamespaceCache,
+    pub(crate) quota_index: super::quota::index::QuotaIndex,
 }
 
 impl Store {
@@ -38,6 +44,7 @@ impl Store {
             storage,
             table,
             namespaces: NamespaceCache::default(),
+            quota_index: Default::default(),
         }
     }
 
@@ -139,6 +146,17 @@ impl Store {
             o.remove("status");
         }
         strategy.prepare_for_create(&mut obj);
+        // Upstream's types hold status as a struct, which Go's JSON always
+        // writes: a new object comes back with `"status": {}` at least
+        // (clients destructure it).
+        if info.subresource("status").is_some()
+            && let Some(o) = obj.as_object_mut()
+        {
+            let status = o.entry("status").or_insert_with(|| json!({}));
+            if let Some(zero) = &info.initial_status {
+                fill_absent(status, zero);
+            }
+        }
         let name = meta::name(&obj).to_string();
         self.validate(info, &obj, None)?;
         if !opts.apply {
@@ -152,6 +170,7 @@ impl Store {
         }
         self.check_namespace(info, ns, &name).await?;
         strategy.admit(self, &mut obj).await?;
+        super::quota::admit(self, info, &obj, opts.dry_run).await?;
         if opts.dry_run {
             return Ok(obj);
         }
@@ -250,7 +269,7 @@ impl Store {
             self.merge_system_fields(info, target, &mut new, &old);
             match target {
                 UpdateTarget::Main => strategy.prepare_for_update(&mut new, &old),
-                UpdateTarget::Status | UpdateTarget::Finalize => {}
+                UpdateTarget::Status | UpdateTarget::Finalize | UpdateTarget::Server => {}
             }
             if strategy.tracks_generation()
                 && target == UpdateTarget::Main
@@ -268,7 +287,7 @@ impl Store {
             {
                 meta::meta_mut(&mut new).insert("managedFields".into(), mf.clone());
             }
-            if !opts.apply {
+            if !opts.apply && target != UpdateTarget::Server {
                 let scope = managed::Scope::of(info, target == UpdateTarget::Status);
                 managed::track_update(info, scope, &opts.manager(), Some(&old), &mut new)?;
             }
@@ -339,7 +358,7 @@ impl Store {
         let has_status = info.subresource("status").is_some();
         match target {
             UpdateTarget::Main if has_status => copy_field(new, old, "status"),
-            UpdateTarget::Main => {}
+            UpdateTarget::Main | UpdateTarget::Server => {}
             UpdateTarget::Status => {
                 // A status write keeps the rest of the object as it was: everything
                 // outside metadata and status comes from the old object. Metadata
@@ -419,13 +438,29 @@ impl Store {
                         "deletionGracePeriodSeconds".into(),
                         json!(grace.unwrap_or(0)),
                     );
-                } else if let Some(g) = grace {
-                    // A shorter grace period may be requested later; never a longer one.
+                } else if let Some(requested) = opts.grace_period_seconds.or(grace) {
+                    // A shorter grace period may be asked for later (0 included,
+                    // as a kubelet does once containers stopped); never a longer
+                    // one. The deletion time moves by the difference.
+                    let requested = requested.max(0);
                     let cur = m
                         .get("deletionGracePeriodSeconds")
                         .and_then(Value::as_i64)
-                        .unwrap_or(g);
-                    m.insert("deletionGracePeriodSeconds".into(), json!(cur.min(g)));
+                        .unwrap_or(requested);
+                    if requested < cur {
+                        let at = m
+                            .get("deletionTimestamp")
+                            .and_then(Value::as_str)
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                            .map(|t| t.with_timezone(&chrono::Utc))
+                            .unwrap_or_else(chrono::Utc::now)
+                            - chrono::Duration::seconds(cur - requested);
+                        m.insert(
+                            "deletionTimestamp".into(),
+                            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        );
+                        m.insert("deletionGracePeriodSeconds".into(), json!(requested));
+                    }
                 }
                 if obj == old {
                     return Ok(DeleteOutcome::Pending(old));
@@ -461,6 +496,21 @@ impl Store {
             }
         }
         Err(ApiError::stale(info, name))
+    }
+}
+
+/// Adds the fields of `defaults` that `target` lacks, recursively.
+fn fill_absent(target: &mut Value, defaults: &Value) {
+    let (Some(t), Some(d)) = (target.as_object_mut(), defaults.as_object()) else {
+        return;
+    };
+    for (k, v) in d {
+        match t.get_mut(k) {
+            Some(existing) => fill_absent(existing, v),
+            None => {
+                t.insert(k.clone(), v.clone());
+            }
+        }
     }
 }
 

@@ -216,6 +216,15 @@ impl Strategy for Services {
     }
 }
 
+/// Resources whose spec changes bump `metadata.generation` (starting at 1), as
+/// their upstream strategies do, so controllers can report `observedGeneration`.
+pub struct TracksGeneration;
+impl Strategy for TracksGeneration {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
 /// Objects that are commonly written with PUT-or-create.
 pub struct CreateOnUpdate;
 impl Strategy for CreateOnUpdate {
@@ -283,6 +292,16 @@ pub fn for_builtin(group: &str, plural: &str) -> Arc<dyn Strategy> {
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
         | ("", "replicationcontrollers" | "podtemplates")
         | ("batch", "jobs" | "cronjobs") => Arc::new(Workload),
+        ("policy", "poddisruptionbudgets")
+        | ("networking.k8s.io", "ingresses" | "networkpolicies")
+        | ("flowcontrol.apiserver.k8s.io", "flowschemas" | "prioritylevelconfigurations")
+        | (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations"
+            | "validatingwebhookconfigurations"
+            | "validatingadmissionpolicies"
+            | "validatingadmissionpolicybindings",
+        ) => Arc::new(TracksGeneration),
         _ => Arc::new(Generic),
     }
 }

@@ -7,7 +7,9 @@ use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Conversion, ResourceInfo, STANDARD_VERBS, Subresource, TypedCodec, conversions};
+use super::{
+    Conversion, CreateAction, ResourceInfo, STANDARD_VERBS, Subresource, TypedCodec, conversions,
+};
 use crate::registry::strategy;
 
 /// Groups in upstream's discovery order.
@@ -221,9 +223,74 @@ const EXTRAS: &[Extra] = &[
     x("resource.k8s.io", "resourceclaims", &[], false, &["status"]),
 ];
 
-/// Resources that are only created (reviews, bindings) or only read.
+/// Resources whose create is not a store, with their verbs: reviews are
+/// answered, `bindings` binds a pod.
+const CREATE_ACTIONS: &[(&str, &str, CreateAction)] = &[
+    ("", "bindings", CreateAction::BindPod),
+    (
+        "authentication.k8s.io",
+        "tokenreviews",
+        CreateAction::Review,
+    ),
+    (
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        CreateAction::Review,
+    ),
+    (
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        CreateAction::Review,
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        CreateAction::Review,
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        CreateAction::Review,
+    ),
+    (
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        CreateAction::Review,
+    ),
+];
+
+/// The status fields upstream's types always write, at their zero values
+/// (non-`omitempty` fields and value structs): a new object starts from these.
+fn initial_status(group: &str, plural: &str) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let status = match (group, plural) {
+        ("apps", "replicasets") => json!({"replicas": 0}),
+        ("apps", "statefulsets") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("apps", "daemonsets") => json!({
+            "currentNumberScheduled": 0, "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0, "numberReady": 0,
+        }),
+        ("policy", "poddisruptionbudgets") => json!({
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0,
+        }),
+        ("autoscaling", "horizontalpodautoscalers") => json!({"desiredReplicas": 0}),
+        ("networking.k8s.io", "ingresses") => json!({"loadBalancer": {}}),
+        ("storage.k8s.io", "volumeattachments") => json!({"attached": false}),
+        ("", "nodes") => json!({
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "nodeInfo": {
+                "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+                "osImage": "", "containerRuntimeVersion": "", "kubeletVersion": "",
+                "kubeProxyVersion": "", "operatingSystem": "", "architecture": "",
+            },
+        }),
+        _ => return None,
+    };
+    Some(status)
+}
+
+/// Resources that are only read, or not deleted as a collection.
 const VERB_OVERRIDES: &[(&str, &str, &[&str])] = &[
-    ("", "bindings", &["create"]),
     ("", "componentstatuses", &["get", "list"]),
     // Namespaces are only deleted one by one (their contents go first).
     (
@@ -233,24 +300,6 @@ const VERB_OVERRIDES: &[(&str, &str, &[&str])] = &[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ],
     ),
-    ("authentication.k8s.io", "tokenreviews", &["create"]),
-    ("authentication.k8s.io", "selfsubjectreviews", &["create"]),
-    (
-        "authorization.k8s.io",
-        "localsubjectaccessreviews",
-        &["create"],
-    ),
-    (
-        "authorization.k8s.io",
-        "selfsubjectaccessreviews",
-        &["create"],
-    ),
-    (
-        "authorization.k8s.io",
-        "selfsubjectrulesreviews",
-        &["create"],
-    ),
-    ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
 ];
 
 /// (kind, group, version, verbs) of each subresource name.
@@ -410,10 +459,18 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             let extra = EXTRAS
                 .iter()
                 .find(|e| e.group == t.group && e.plural == t.plural);
-            let verbs = VERB_OVERRIDES
+            let create = CREATE_ACTIONS
                 .iter()
                 .find(|(g, p, _)| *g == t.group && *p == t.plural)
-                .map_or_else(|| STANDARD_VERBS.to_vec(), |(_, _, v)| v.to_vec());
+                .map_or(CreateAction::Store, |(_, _, c)| *c);
+            let verbs = match VERB_OVERRIDES
+                .iter()
+                .find(|(g, p, _)| *g == t.group && *p == t.plural)
+            {
+                Some((_, _, v)) => v.to_vec(),
+                None if create != CreateAction::Store => vec!["create"],
+                None => STANDARD_VERBS.to_vec(),
+            };
             let subresources = extra
                 .map(|e| e.subresources)
                 .unwrap_or_default()
@@ -452,6 +509,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                 namespaced: t.namespaced,
                 verbs,
                 subresources,
+                create,
+                initial_status: initial_status(t.group, t.plural),
                 storage_prefix: format!("/registry/{storage}"),
                 codec: Some(t.codec),
                 conversion: CONVERSIONS

@@ -70,6 +70,19 @@ pub struct Subresource {
     pub verbs: Vec<&'static str>,
 }
 
+/// What a POST to the resource's collection does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CreateAction {
+    /// Stores the object (every ordinary resource).
+    #[default]
+    Store,
+    /// Answers the request object and stores nothing (access and token reviews).
+    Review,
+    /// Binds the named pod to a node (the legacy `bindings` resource, the
+    /// collection form of `pods/binding`).
+    BindPod,
+}
+
 /// Everything the server knows about one resource in one group-version.
 #[derive(Clone)]
 pub struct ResourceInfo {
@@ -84,6 +97,12 @@ pub struct ResourceInfo {
     pub namespaced: bool,
     pub verbs: Vec<&'static str>,
     pub subresources: Vec<Subresource>,
+    /// What a create (POST to the collection) does.
+    pub create: CreateAction,
+    /// The status a new object starts from: the fields upstream's Go types
+    /// always write (no `omitempty`), at their zero values, under whatever
+    /// status the strategy set.
+    pub initial_status: Option<serde_json::Value>,
     /// Storage key prefix without the trailing slash, e.g. `/registry/pods`.
     pub storage_prefix: String,
     pub codec: Option<TypedCodec>,

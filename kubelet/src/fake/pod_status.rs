@@ -1,0 +1,402 @@
+//! The pod statuses a fake node reports, as pure functions of the pod: what
+//! kwok's "pod-ready", "pod-complete" and the kubelet's stop-on-delete stages
+//! write. Kept free of I/O so the shapes are unit-tested.
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus,
+    HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+/// Phases after which a pod's containers never run again.
+pub(crate) fn is_terminal(pod: &Pod) -> bool {
+    matches!(phase(pod), "Succeeded" | "Failed")
+}
+
+pub(crate) fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+/// kwok's pod-complete stage selects pods with any owner of kind Job.
+pub(crate) fn is_job_owned(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.kind == "Job"))
+}
+
+pub(crate) fn uses_host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
+/// The status of a pod whose containers have all started: Running, with
+/// every kubelet-owned condition True (Ready subject to readiness gates).
+pub(crate) fn running(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) -> PodStatus {
+    let mut status = pod.status.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let spec = pod.spec.as_ref();
+    status.phase = Some("Running".into());
+    status.host_ip = Some(host_ip.into());
+    status.host_ips = Some(vec![HostIP { ip: host_ip.into() }]);
+    status.pod_ip = Some(pod_ip.into());
+    status.pod_ips = Some(vec![PodIP { ip: pod_ip.into() }]);
+    status.start_time.get_or_insert(Time(now));
+    let init = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or(&[]);
+    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or(&[]);
+    status.init_container_statuses =
+        (!init.is_empty()).then(|| init.iter().map(|c| init_done(uid, c, now)).collect());
+    status.container_statuses = Some(containers.iter().map(|c| started(uid, c, now)).collect());
+    let mut ours = vec![
+        condition("PodReadyToStartContainers", true, None, None, now),
+        condition("Initialized", true, None, None, now),
+        condition("ContainersReady", true, None, None, now),
+    ];
+    let existing = status.conditions.take().unwrap_or_default();
+    ours.push(ready_condition(pod, &existing, true, now));
+    ours.push(condition("PodScheduled", true, None, None, now));
+    status.conditions = Some(merge_conditions(existing, ours));
+    status
+}
+
+/// The status of a Job's pod whose containers all exited 0.
+pub(crate) fn succeeded(pod: &Pod, now: Timestamp) -> PodStatus {
+    finished(pod, "Succeeded", 0, "Completed", now)
+}
+
+/// The status the kubelet writes once it has stopped a pod being deleted:
+/// terminal, containers terminated by SIGTERM (exit 143).
+pub(crate) fn stopped(pod: &Pod, now: Timestamp) -> PodStatus {
+    finished(pod, "Failed", 143, "Error", now)
+}
+
+fn finished(pod: &Pod, phase: &str, exit_code: i32, reason: &str, now: Timestamp) -> PodStatus {
+    let mut status = pod.status.clone().unwrap_or_default();
+    status.phase = Some(phase.into());
+    if let Some(statuses) = status.container_statuses.as_mut() {
+        for cs in statuses {
+            let started_at = cs
+                .state
+                .as_ref()
+                .and_then(|s| s.running.as_ref())
+                .and_then(|r| r.started_at.clone());
+            cs.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    container_id: cs.container_id.clone(),
+                    exit_code,
+                    finished_at: Some(Time(now)),
+                    reason: Some(reason.into()),
+                    started_at,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            cs.ready = false;
+            cs.started = Some(false);
+        }
+    }
+    let existing = status.conditions.take().unwrap_or_default();
+    let ours = vec![
+        condition("PodReadyToStartContainers", false, None, None, now),
+        condition("ContainersReady", false, Some("PodCompleted"), None, now),
+        condition("Ready", false, Some("PodCompleted"), None, now),
+    ];
+    status.conditions = Some(merge_conditions(existing, ours));
+    status
+}
+
+/// The Ready condition: True only when the containers are ready and every
+/// `spec.readinessGates` condition is True (upstream's message otherwise).
+pub(crate) fn ready_condition(
+    pod: &Pod,
+    conditions: &[PodCondition],
+    containers_ready: bool,
+    now: Timestamp,
+) -> PodCondition {
+    if !containers_ready {
+        return condition("Ready", false, Some("ContainersNotReady"), None, now);
+    }
+    let gates = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_deref())
+        .unwrap_or(&[]);
+    let mut unmet = Vec::new();
+    for gate in gates {
+        let ty = &gate.condition_type;
+        match conditions.iter().find(|c| &c.type_ == ty) {
+            None => unmet.push(format!(
+                "corresponding condition of pod readiness gate \"{ty}\" does not exist."
+            )),
+            Some(c) if c.status != "True" => unmet.push(format!(
+                "the status of pod readiness gate \"{ty}\" is not \"True\", but {}",
+                c.status
+            )),
+            Some(_) => {}
+        }
+    }
+    if unmet.is_empty() {
+        condition("Ready", true, None, None, now)
+    } else {
+        condition(
+            "Ready",
+            false,
+            Some("ReadinessGatesNotReady"),
+            Some(unmet.join(", ")),
+            now,
+        )
+    }
+}
+
+/// `existing` with each of `ours` put in place of the condition of its type;
+/// a condition whose status is unchanged keeps its lastTransitionTime.
+pub(crate) fn merge_conditions(
+    mut existing: Vec<PodCondition>,
+    ours: Vec<PodCondition>,
+) -> Vec<PodCondition> {
+    for mut cond in ours {
+        match existing.iter_mut().find(|c| c.type_ == cond.type_) {
+            Some(old) => {
+                if old.status == cond.status {
+                    cond.last_transition_time = old.last_transition_time.clone();
+                }
+                *old = cond;
+            }
+            None => existing.push(cond),
+        }
+    }
+    existing
+}
+
+fn condition(
+    ty: &str,
+    status: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    now: Timestamp,
+) -> PodCondition {
+    PodCondition {
+        type_: ty.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.map(Into::into),
+        message,
+        last_transition_time: Some(Time(now)),
+        ..Default::default()
+    }
+}
+
+fn base_status(uid: &str, c: &Container) -> ContainerStatus {
+    let image = c.image.clone().unwrap_or_default();
+    ContainerStatus {
+        name: c.name.clone(),
+        image_id: format!("fake-image://{image}"),
+        image,
+        container_id: Some(format!("fake://{uid}/{}", c.name)),
+        restart_count: 0,
+        ..Default::default()
+    }
+}
+
+fn started(uid: &str, c: &Container, now: Timestamp) -> ContainerStatus {
+    ContainerStatus {
+        state: Some(ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(Time(now)),
+            }),
+            ..Default::default()
+        }),
+        ready: true,
+        started: Some(true),
+        ..base_status(uid, c)
+    }
+}
+
+/// Init containers have run to completion; restartable ones (sidecars) keep running.
+fn init_done(uid: &str, c: &Container, now: Timestamp) -> ContainerStatus {
+    if c.restart_policy.as_deref() == Some("Always") {
+        return started(uid, c, now);
+    }
+    let base = base_status(uid, c);
+    ContainerStatus {
+        state: Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                container_id: base.container_id.clone(),
+                exit_code: 0,
+                reason: Some("Completed".into()),
+                started_at: Some(Time(now)),
+                finished_at: Some(Time(now)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ready: true,
+        started: Some(false),
+        ..base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodReadinessGate, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod(gates: &[&str]) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some("nginx".into()),
+                    ..Default::default()
+                }],
+                init_containers: Some(vec![Container {
+                    name: "setup".into(),
+                    image: Some("busybox".into()),
+                    ..Default::default()
+                }]),
+                readiness_gates: (!gates.is_empty()).then(|| {
+                    gates
+                        .iter()
+                        .map(|g| PodReadinessGate {
+                            condition_type: (*g).into(),
+                        })
+                        .collect()
+                }),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Pending".into()),
+                qos_class: Some("BestEffort".into()),
+                conditions: Some(vec![condition(
+                    "PodScheduled",
+                    true,
+                    None,
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                )]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn cond<'a>(s: &'a PodStatus, ty: &str) -> &'a PodCondition {
+        s.conditions
+            .as_ref()
+            .and_then(|c| c.iter().find(|c| c.type_ == ty))
+            .unwrap_or_else(|| panic!("no {ty}"))
+    }
+
+    #[test]
+    fn running_sets_everything_a_kubelet_would() {
+        let now = Timestamp::now();
+        let s = running(&pod(&[]), "10.0.0.2", "10.244.0.5", now);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(s.pod_ip.as_deref(), Some("10.244.0.5"));
+        assert_eq!(s.host_ips.as_ref().map(Vec::len), Some(1));
+        assert_eq!(s.qos_class.as_deref(), Some("BestEffort"), "kept");
+        for ty in [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "ContainersReady",
+            "Ready",
+            "PodScheduled",
+        ] {
+            assert_eq!(cond(&s, ty).status, "True", "{ty}");
+        }
+        assert_eq!(
+            cond(&s, "PodScheduled").last_transition_time,
+            Some(Time(Timestamp::UNIX_EPOCH)),
+            "unchanged condition keeps its transition time"
+        );
+        let cs = &s.container_statuses.as_ref().expect("statuses")[0];
+        assert!(cs.ready && cs.started == Some(true));
+        assert_eq!(cs.container_id.as_deref(), Some("fake://u1/app"));
+        assert!(cs.state.as_ref().and_then(|s| s.running.as_ref()).is_some());
+        let init = &s.init_container_statuses.as_ref().expect("init")[0];
+        let term = init
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .expect("terminated");
+        assert_eq!(
+            (term.exit_code, term.reason.as_deref()),
+            (0, Some("Completed"))
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_back() {
+        let now = Timestamp::now();
+        let mut p = pod(&["example.com/lb"]);
+        let s = running(&p, "h", "i", now);
+        let ready = cond(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
+        );
+        let mut with_gate = s.clone();
+        with_gate
+            .conditions
+            .get_or_insert_with(Vec::new)
+            .push(condition("example.com/lb", false, None, None, now));
+        p.status = Some(with_gate.clone());
+        let conds = with_gate.conditions.clone().unwrap_or_default();
+        assert_eq!(ready_condition(&p, &conds, true, now).status, "False");
+        let conds: Vec<_> = conds
+            .into_iter()
+            .map(|mut c| {
+                if c.type_ == "example.com/lb" {
+                    c.status = "True".into();
+                }
+                c
+            })
+            .collect();
+        assert_eq!(ready_condition(&p, &conds, true, now).status, "True");
+    }
+
+    #[test]
+    fn finished_pods_are_terminal() {
+        let now = Timestamp::now();
+        let mut p = pod(&[]);
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "Job".into(),
+            ..Default::default()
+        }]);
+        assert!(is_job_owned(&p));
+        p.status = Some(running(&p, "h", "i", now));
+        for (s, phase, code) in [
+            (succeeded(&p, now), "Succeeded", 0),
+            (stopped(&p, now), "Failed", 143),
+        ] {
+            assert_eq!(s.phase.as_deref(), Some(phase));
+            let cs = &s.container_statuses.as_ref().expect("statuses")[0];
+            let t = cs
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .expect("terminated");
+            assert_eq!(t.exit_code, code);
+            assert!(t.started_at.is_some() && t.finished_at.is_some());
+            assert!(!cs.ready);
+            assert_eq!(cond(&s, "Ready").status, "False");
+            assert_eq!(cond(&s, "Initialized").status, "True");
+        }
+    }
+}
