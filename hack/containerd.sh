@@ -17,11 +17,26 @@
 #   CONTAINERD_ADDRESS  socket (default /run/containerd/containerd.sock)
 #   CONTAINERD_LOG      log file (default /var/log/ironkube-containerd.log)
 #   CONTAINERD_WAIT     seconds to wait for it to answer (default 30)
+#   CLUSTER_CIDR        all nodes' pod CIDRs (default 10.244.0.0/16)
+#   SERVICE_CIDR        service ClusterIPs (default 10.96.0.0/12)
 #
 # The config (written to /run/ironkube-containerd/config.toml on each start)
 # is Debian's plus a pinned CRI sandbox image: registry.k8s.io/pause:3.10.1,
 # the pause image of Kubernetes 1.34, which `hack/conformance images` builds
 # and imports; containerd 1.6's default (pause:3.6) would need a registry.
+#
+# Pod networking is the CRI plugin's CNI with Debian's plugins (/usr/lib/cni):
+# a bridge `ironkube0` with host-local IPAM and portmap (the CRI plugin adds
+# the loopback itself), no masquerading. The network config is a template:
+# the kubelet hands its node's pod CIDR to containerd (CRI
+# UpdateRuntimeConfig), which then writes ${STATE_DIR}/net.d/ from it; the
+# directory is emptied whenever this script starts containerd. Nothing a pod
+# sends may leave the machine: a FORWARD rule (chain IRONKUBE-POD-EGRESS,
+# rewritten on every `start`) drops what pods send to addresses outside the
+# cluster and service CIDRs.
+#
+# A containerd this script started with an older config is restarted by
+# `start`; one started by someone else is used as it is.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +49,12 @@ WAIT_S="${CONTAINERD_WAIT:-30}"
 STATE_DIR=/run/ironkube-containerd
 PID_FILE="${STATE_DIR}/containerd.pid"
 CONFIG="${STATE_DIR}/config.toml"
+CNI_CONF_DIR="${STATE_DIR}/net.d"
+CNI_TEMPLATE="${STATE_DIR}/cni-template.conflist"
 SANDBOX_IMAGE=registry.k8s.io/pause:3.10.1
+CLUSTER_CIDR="${CLUSTER_CIDR:-10.244.0.0/16}"
+SERVICE_CIDR="${SERVICE_CIDR:-10.96.0.0/12}"
+EGRESS_CHAIN=IRONKUBE-POD-EGRESS
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
@@ -57,9 +77,9 @@ our_pid() {
   printf '%s\n' "${pid}"
 }
 
-write_config() {
-  mkdir -p "${STATE_DIR}"
-  cat >"${CONFIG}.tmp" <<TOML
+# render_config: the containerd config this script runs containerd with.
+render_config() {
+  cat <<TOML
 # Written by hack/containerd.sh; rewritten on every start.
 version = 2
 
@@ -69,21 +89,90 @@ version = 2
 [plugins]
   [plugins."io.containerd.grpc.v1.cri"]
     sandbox_image = "${SANDBOX_IMAGE}"
+    # Sandboxes this machine runs in may not lower oom_score_adj (the pause
+    # container asks for -998): keep containers at or above containerd's.
+    restrict_oom_score_adj = true
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "/usr/lib/cni"
-      conf_dir = "/etc/cni/net.d"
+      conf_dir = "${CNI_CONF_DIR}"
+      conf_template = "${CNI_TEMPLATE}"
+      max_conf_num = 1
   [plugins."io.containerd.internal.v1.opt"]
     path = "/var/lib/containerd/opt"
 TOML
+}
+
+# The CNI network, {{.PodCIDR}} filled in by containerd from the kubelet's
+# pod CIDR. The default route goes through the bridge's gateway address;
+# what is not for the cluster is dropped in FORWARD (setup_egress).
+render_cni_template() {
+  cat <<'JSON'
+{
+  "cniVersion": "0.4.0",
+  "name": "ironkube",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "ironkube0",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "{{.PodCIDR}}" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+JSON
+}
+
+write_config() {
+  mkdir -p "${STATE_DIR}"
+  render_config >"${CONFIG}.tmp"
   mv -f "${CONFIG}.tmp" "${CONFIG}"
+  render_cni_template >"${CNI_TEMPLATE}.tmp"
+  mv -f "${CNI_TEMPLATE}.tmp" "${CNI_TEMPLATE}"
+  # A fresh containerd takes its pod CIDR from the next kubelet.
+  rm -rf "${CNI_CONF_DIR}"
+  mkdir -p "${CNI_CONF_DIR}"
+}
+
+# config_current: the running containerd was started with today's config.
+config_current() {
+  [[ -r "${CONFIG}" && -r "${CNI_TEMPLATE}" ]] &&
+    [[ "$(render_config)" == "$(<"${CONFIG}")" ]] &&
+    [[ "$(render_cni_template)" == "$(<"${CNI_TEMPLATE}")" ]]
+}
+
+# setup_egress: drop forwarded packets from pods to anything outside the
+# cluster and service CIDRs, so nothing a pod sends leaves the machine.
+# Idempotent: the chain is flushed and refilled, the jump added once.
+setup_egress() {
+  iptables -w -N "${EGRESS_CHAIN}" 2>/dev/null || true
+  iptables -w -F "${EGRESS_CHAIN}"
+  iptables -w -A "${EGRESS_CHAIN}" -s "${CLUSTER_CIDR}" -d "${CLUSTER_CIDR}" -j RETURN
+  iptables -w -A "${EGRESS_CHAIN}" -s "${CLUSTER_CIDR}" -d "${SERVICE_CIDR}" -j RETURN
+  iptables -w -A "${EGRESS_CHAIN}" -s "${CLUSTER_CIDR}" -j DROP
+  iptables -w -C FORWARD -j "${EGRESS_CHAIN}" 2>/dev/null ||
+    iptables -w -I FORWARD 1 -j "${EGRESS_CHAIN}"
 }
 
 cmd_start() {
   if answers; then
-    debug "containerd already answers on ${ADDRESS}"
-    return 0
+    if our_pid >/dev/null && ! config_current; then
+      log "containerd runs with an older config; restarting it"
+      cmd_stop
+    else
+      debug "containerd already answers on ${ADDRESS}"
+      setup_egress
+      return 0
+    fi
   fi
   need_root
+  setup_egress
   bash "${HACK_DIR}/install-containerd.sh"
   write_config
   mkdir -p "$(dirname "${LOG_FILE}")"

@@ -40,6 +40,9 @@ enum Command {
     /// renew their Leases and report every pod bound to them Running and Ready
     /// (Job pods Succeeded), for scheduler and controller tests and benchmarks.
     FakeNodes(FakeNodeArgs),
+    /// Run the node agent: register this machine as a Node and run the pods
+    /// bound to it on containerd through the CRI.
+    Kubelet(KubeletArgs),
     /// Back up or restore the store.
     Snapshot {
         #[command(subcommand)]
@@ -113,6 +116,34 @@ impl FakeNodeArgs {
             )
         }
     }
+}
+
+#[derive(Args, Clone)]
+struct KubeletArgs {
+    /// Kubeconfig of the API server to talk to.
+    #[arg(long, env = "KUBECONFIG", required_unless_present = "server")]
+    kubeconfig: Option<PathBuf>,
+    /// URL of the API server (plain HTTP, no credentials), instead of --kubeconfig.
+    #[arg(long, conflicts_with = "kubeconfig")]
+    server: Option<String>,
+    /// The Node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Where the kubelet keeps its files (pod logs).
+    #[arg(long, default_value = "/var/lib/ironkube/kubelet")]
+    root_dir: PathBuf,
+    /// containerd's CRI socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_address: PathBuf,
+    /// This node's pod CIDR, handed to containerd's CNI template.
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// The node's InternalIP; the kubelet's HTTP server listens on it.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: std::net::IpAddr,
+    /// Port of the kubelet's HTTP server (0: any free port).
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
 }
 
 #[derive(Args, Clone)]
@@ -399,6 +430,31 @@ fn main() -> anyhow::Result<()> {
             let client = client_from(&args.kubeconfig).await?;
             tokio::select! {
                 () = kubelet::fake::run(client, args.config()) => anyhow::bail!("fake nodes stopped"),
+                () = shutdown_signal() => Ok(()),
+            }
+        }),
+        Command::Kubelet(args) => runtime.block_on(async move {
+            let client = match (&args.kubeconfig, &args.server) {
+                (_, Some(url)) => kube::Client::try_from(kube::Config::new(url.parse()?))?,
+                (Some(kubeconfig), None) => client_from(kubeconfig).await?,
+                (None, None) => anyhow::bail!("--kubeconfig or --server is required"),
+            };
+            let node_name = match args.node_name {
+                Some(name) => name,
+                None => std::fs::read_to_string("/proc/sys/kernel/hostname")?.trim().to_lowercase(),
+            };
+            std::fs::create_dir_all(&args.root_dir)
+                .with_context(|| format!("creating {}", args.root_dir.display()))?;
+            let mut config = kubelet::Config::new(node_name, args.root_dir);
+            config.runtime_endpoint = args.containerd_address;
+            config.pod_cidr = args.pod_cidr;
+            config.node_ip = args.node_ip;
+            config.port = args.port;
+            tokio::select! {
+                r = kubelet::run(client, config) => {
+                    r?;
+                    anyhow::bail!("kubelet stopped")
+                }
                 () = shutdown_signal() => Ok(()),
             }
         }),

@@ -28,6 +28,7 @@ pub enum FieldErrorKind {
     Forbidden,
     NotSupported,
     TooLong,
+    TooMany,
 }
 
 impl FieldErrorKind {
@@ -39,6 +40,7 @@ impl FieldErrorKind {
             FieldErrorKind::Forbidden => "FieldValueForbidden",
             FieldErrorKind::NotSupported => "FieldValueNotSupported",
             FieldErrorKind::TooLong => "FieldValueTooLong",
+            FieldErrorKind::TooMany => "FieldValueTooMany",
         }
     }
     fn phrase(self) -> &'static str {
@@ -49,6 +51,7 @@ impl FieldErrorKind {
             FieldErrorKind::Forbidden => "Forbidden",
             FieldErrorKind::NotSupported => "Unsupported value",
             FieldErrorKind::TooLong => "Too long",
+            FieldErrorKind::TooMany => "Too many",
         }
     }
 }

@@ -8,7 +8,9 @@
 //! * [`resources`]: the table of served resources.
 
 pub mod api_error;
+pub mod auth;
 pub mod bootstrap;
+pub mod crd;
 pub mod endpoints;
 pub mod managed;
 pub mod openapi;

@@ -46,6 +46,8 @@ pub enum ServerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("loading the signing keys: {0}")]
+    Keys(#[from] crate::auth::Error),
     #[error("bootstrapping: {0}")]
     Bootstrap(#[from] crate::api_error::ApiError),
     #[error("serving: {0}")]
@@ -129,12 +131,16 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         source,
     })?;
     bootstrap(&store, &table, addr).await?;
+    let keys = Arc::new(crate::auth::Keys::load_or_create(&config.data_dir)?);
+    crate::registry::csr::publish_signing_ca(&store, &keys.ca).await?;
+    // Stored CRDs are served before the first request is answered.
+    crate::crd::start(store.clone(), table.clone()).await?;
     write_kubeconfig(&config.kubeconfig, addr)?;
     tracing::info!(kubeconfig = %config.kubeconfig.display(), listen = %addr, "API server ready; admin kubeconfig written");
     if let Some(interval) = config.compaction_interval {
         tokio::spawn(compaction_loop(storage, interval));
     }
-    let app = Arc::new(App { store, table });
+    let app = Arc::new(App { store, table, keys });
     Ok(Running {
         addr,
         kubeconfig: config.kubeconfig,

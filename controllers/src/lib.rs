@@ -2,15 +2,21 @@
 //! crate), never reaching into the API server's storage. Each controller is a
 //! `kube::runtime` controller with a `reconcile` and an error policy.
 
+pub mod certificates;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod garbagecollector;
 pub mod job;
 pub mod leader;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod statefulset;
 mod workload;
 
 use std::time::Duration;
@@ -27,8 +33,14 @@ pub async fn run(client: kube::Client) {
         () = replicaset::run(client.clone()) => tracing::error!("replicaset controller stopped"),
         () = garbagecollector::run(client.clone()) => tracing::error!("garbage collector stopped"),
         () = job::run(client.clone()) => tracing::error!("job controller stopped"),
+        () = cronjob::run(client.clone()) => tracing::error!("cronjob controller stopped"),
+        () = nodelifecycle::run(client.clone()) => tracing::error!("node lifecycle controller stopped"),
+        () = podgc::run(client.clone()) => tracing::error!("pod garbage collector stopped"),
         () = disruption::run(client.clone()) => tracing::error!("disruption controller stopped"),
         () = resourcequota::run(client.clone()) => tracing::error!("resource quota controller stopped"),
+        () = statefulset::run(client.clone()) => tracing::error!("statefulset controller stopped"),
+        () = daemonset::run(client.clone()) => tracing::error!("daemonset controller stopped"),
+        () = certificates::run(client.clone()) => tracing::error!("certificate signing controller stopped"),
     }
 }
 

@@ -1,50 +1,41 @@
 //! End-to-end: the Deployment controller (with the ReplicaSet controller under
-//! it) against a real in-process API server. No kubelet runs, so no pod ever
-//! becomes ready: a rolling update stops where `maxSurge`/`maxUnavailable`
-//! allow without available pods, which is what these tests pin down.
+//! it) against a real in-process API server, with the scheduler and two
+//! kwok-style fake nodes running the pods. Pods are Ready as soon as they run
+//! unless their template carries the fake node's `ready: "false"`
+//! ([`UNREADY`]): then a rolling update stops where `maxSurge` and
+//! `maxUnavailable` allow without available pods, which some tests pin down;
+//! flipping the annotation on the pods makes them Ready later.
 
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
+use common::{Cluster, READY, TestResult, annotate, annotations_json, eventually, holds_for};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+/// Pod annotations that keep the pods Running but never Ready.
+const UNREADY: &[(&str, &str)] = &[(READY, "false")];
 
-type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-async fn start() -> TestResult<(
-    tempfile::TempDir,
-    apiserver::testing::TestServer,
-    kube::Client,
-)> {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let config = kube::Config::new(server.url.parse()?);
-    let client = kube::Client::try_from(config)?;
-    tokio::spawn(controllers::deployment::run(client.clone()));
-    tokio::spawn(controllers::replicaset::run(client.clone()));
-    Ok((dir, server, client))
+/// A cluster with two fake nodes and the Deployment and ReplicaSet controllers.
+async fn start() -> TestResult<Cluster> {
+    let cluster = Cluster::with_fake_nodes(2).await?;
+    cluster.run(controllers::deployment::run);
+    cluster.run(controllers::replicaset::run);
+    Ok(cluster)
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn deployment(name: &str, replicas: i32, image: &str, strategy: serde_json::Value) -> Deployment {
+/// A Deployment whose pods carry the fake node's `pod_annotations`.
+fn deployment(
+    name: &str,
+    replicas: i32,
+    image: &str,
+    strategy: serde_json::Value,
+    pod_annotations: &[(&str, &str)],
+) -> Deployment {
+    let annotations = annotations_json(pod_annotations);
     serde_json::from_value(json!({
         "metadata": {"name": name, "annotations": {"team": "blue"}},
         "spec": {
@@ -52,7 +43,7 @@ fn deployment(name: &str, replicas: i32, image: &str, strategy: serde_json::Valu
             "selector": {"matchLabels": {"app": name}},
             "strategy": strategy,
             "template": {
-                "metadata": {"labels": {"app": name}},
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
                 "spec": {"containers": [{"name": "c", "image": image}]}
             }
         }
@@ -110,18 +101,18 @@ async fn list_rs(api: &Api<ReplicaSet>) -> Vec<ReplicaSet> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rolling_update_respects_surge_and_unavailability() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+async fn rolling_update_respects_surge_and_unavailability() -> TestResult {
+    let cluster = start().await?;
+    let deployments: Api<Deployment> = cluster.api();
+    let rs_api: Api<ReplicaSet> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
 
     let strategy =
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}});
     let d = deployments
         .create(
             &PostParams::default(),
-            &deployment("web", 3, "nginx:1", strategy),
+            &deployment("web", 3, "nginx:1", strategy, UNREADY),
         )
         .await?;
     let uid = d.metadata.uid.clone().unwrap();
@@ -193,7 +184,7 @@ async fn rolling_update_respects_surge_and_unavailability() -> TestResult<()> {
     .await;
 
     // The scaling is recorded as an event on the Deployment.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = cluster.api();
     let scaled = format!("Scaled up replica set web-{hash} from 0 to 3");
     eventually("ScalingReplicaSet event", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
@@ -297,22 +288,23 @@ async fn rolling_update_respects_surge_and_unavailability() -> TestResult<()> {
         Some(format!("ReplicaSet \"{new_name}\" is progressing.").as_str())
     );
     // The rollout holds there: never more than 4 pods, never fewer than 2 old.
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while tokio::time::Instant::now() < until {
+    holds_for("rollout held", Duration::from_secs(2), || async {
         let rss = list_rs(&rs_api).await;
         let mine = owned_by(&rss, &uid);
         let total: i32 = mine.iter().map(|rs| replicas(rs)).sum();
-        assert!(total <= 4, "surge exceeded: {total}");
+        if total > 4 {
+            return Err(format!("surge exceeded: {total}"));
+        }
         let old_now = mine
             .iter()
             .find(|rs| rs.metadata.name.as_deref() == Some(first_name.as_str()))
-            .unwrap();
-        assert!(
-            replicas(old_now) >= 2,
-            "old scaled below replicas - maxUnavailable"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .ok_or("old ReplicaSet gone")?;
+        if replicas(old_now) < 2 {
+            return Err("old scaled below replicas - maxUnavailable".into());
+        }
+        Ok(())
+    })
+    .await;
 
     // Scaling mid-rollout spreads the change proportionally: 7 = 6 + surge,
     // split 4 (new, the newer of two equal ReplicaSets) and 3 (old).
@@ -364,27 +356,27 @@ async fn rolling_update_respects_surge_and_unavailability() -> TestResult<()> {
         (d, rss)
     };
     let before = versions().await;
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while tokio::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(
-            versions().await,
-            before,
-            "objects keep changing after the rollout settled"
-        );
-    }
+    holds_for("rollout settled", Duration::from_secs(2), || async {
+        let now = versions().await;
+        if now == before {
+            Ok(())
+        } else {
+            Err(format!("objects keep changing: {before:?} -> {now:?}"))
+        }
+    })
+    .await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revision_annotation_and_paused_condition() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+async fn revision_annotation_and_paused_condition() -> TestResult {
+    let cluster = start().await?;
+    let deployments: Api<Deployment> = cluster.api();
+    let rs_api: Api<ReplicaSet> = cluster.api();
     let d = deployments
         .create(
             &PostParams::default(),
-            &deployment("api", 2, "nginx:1", json!({"type": "RollingUpdate"})),
+            &deployment("api", 2, "nginx:1", json!({"type": "RollingUpdate"}), &[]),
         )
         .await?;
     let uid = d.metadata.uid.clone().unwrap();
@@ -458,14 +450,14 @@ async fn revision_annotation_and_paused_condition() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recreate_scales_old_down_first() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+async fn recreate_scales_old_down_first() -> TestResult {
+    let cluster = start().await?;
+    let deployments: Api<Deployment> = cluster.api();
+    let rs_api: Api<ReplicaSet> = cluster.api();
     let d = deployments
         .create(
             &PostParams::default(),
-            &deployment("batch", 2, "busybox:1", json!({"type": "Recreate"})),
+            &deployment("batch", 2, "busybox:1", json!({"type": "Recreate"}), &[]),
         )
         .await?;
     let uid = d.metadata.uid.clone().unwrap();
@@ -495,41 +487,6 @@ async fn recreate_scales_old_down_first() -> TestResult<()> {
     Ok(())
 }
 
-/// Plays the node's part, and only that: marks every live pod Running and
-/// Ready through the `pods/status` subresource, so the rollout logic that
-/// reacts to readiness can be exercised before the fake node exists.
-async fn act_as_node(pods: Api<Pod>) {
-    loop {
-        let list = pods
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        for p in list {
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            if ready || p.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let Some(name) = p.metadata.name.as_deref() else {
-                continue;
-            };
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let status = json!({"status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "True", "lastTransitionTime": now}
-            ]}});
-            let _ = pods
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-                .await;
-        }
-        // The node's own pace; not a synchronisation point of the test.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until the rollout is complete as `kubectl rollout status` judges it,
 /// and returns the Deployment.
 async fn rolled_out(deployments: &Api<Deployment>, name: &str, replicas: i32) -> Deployment {
@@ -547,18 +504,17 @@ async fn rolled_out(deployments: &Api<Deployment>, name: &str, replicas: i32) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_rollout_with_ready_pods_history_and_rollback() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    tokio::spawn(act_as_node(pods.clone()));
+async fn full_rollout_with_ready_pods_history_and_rollback() -> TestResult {
+    let cluster = start().await?;
+    let deployments: Api<Deployment> = cluster.api();
+    let rs_api: Api<ReplicaSet> = cluster.api();
 
     let mut d = deployment(
         "full",
         3,
         "app:1",
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        &[],
     );
     d.spec.as_mut().unwrap().revision_history_limit = Some(1);
     let d = deployments.create(&PostParams::default(), &d).await?;
@@ -660,14 +616,22 @@ async fn full_rollout_with_ready_pods_history_and_rollback() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progress_deadline_exceeded_without_available_pods() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let mut d = deployment("slow", 2, "app:1", json!({"type": "RollingUpdate"}));
+async fn progress_deadline_exceeded_without_available_pods() -> TestResult {
+    let cluster = start().await?;
+    let deployments: Api<Deployment> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
+    let mut d = deployment(
+        "slow",
+        2,
+        "app:1",
+        json!({"type": "RollingUpdate"}),
+        UNREADY,
+    );
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
     deployments.create(&PostParams::default(), &d).await?;
-    // No pod ever becomes available, so the rollout stops progressing and,
-    // with nothing else changing, the deadline alone must flip the condition.
+    // The pods run but never turn Ready, so the rollout stops progressing
+    // and, with nothing else changing, the deadline alone must flip the
+    // condition.
     let d = eventually("ProgressDeadlineExceeded", || async {
         let d = deployments.get("slow").await.ok()?;
         let c = condition(&d, "Progressing")?;
@@ -682,5 +646,19 @@ async fn progress_deadline_exceeded_without_available_pods() -> TestResult<()> {
             && message.ends_with("\" has timed out progressing."),
         "{message}"
     );
+
+    // The pods turn Ready at last: the rollout completes after all.
+    let running = pods
+        .list(&ListParams::default().labels("app=slow"))
+        .await?
+        .items;
+    assert_eq!(running.len(), 2);
+    for p in &running {
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        annotate(&pods, name, &[(READY, "true")]).await?;
+    }
+    let d = rolled_out(&deployments, "slow", 2).await;
+    assert_eq!(condition(&d, "Progressing").unwrap().status, "True");
+    assert_eq!(condition(&d, "Available").unwrap().status, "True");
     Ok(())
 }

@@ -1,42 +1,22 @@
 //! End-to-end test of the disruption controller against a real in-process
 //! API server: budgets over bare and ReplicaSet-owned pods get the status the
-//! eviction API relies on, and it follows pod readiness.
+//! eviction API relies on, and it follows pod readiness, which kwok-style
+//! fake nodes report (the pods start unready by their `ready` annotation and
+//! the test flips it).
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
+use common::{Cluster, READY, TestResult, annotate, eventually};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::{
-    Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
-};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::{
     PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T, Box<dyn std::error::Error>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if start.elapsed() > DEADLINE {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use kube::api::{Api, PostParams};
 
 fn labels(app: &str) -> BTreeMap<String, String> {
     [("app".to_string(), app.to_string())].into_iter().collect()
@@ -51,7 +31,6 @@ fn pod(name: &str, app: &str, owner: Option<OwnerReference>) -> Pod {
             ..Default::default()
         },
         spec: Some(PodSpec {
-            node_name: Some("node-1".into()),
             containers: vec![Container {
                 name: "app".into(),
                 image: Some("registry.k8s.io/pause:3.10".into()),
@@ -87,34 +66,12 @@ fn budget(
     }
 }
 
-/// Stands in for the node (there is no kubelet in this test): reports the
-/// pod Ready through `pods/status`, as a kubelet would once its containers
-/// pass their readiness probes. The controller under test only reads this.
-async fn node_reports_ready(pods: &Api<Pod>, name: &str) -> TestResult {
-    let status = PodStatus {
-        phase: Some("Running".into()),
-        conditions: Some(vec![PodCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]),
-        ..Default::default()
-    };
-    pods.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Waits for a status satisfying `check` (observed at the budget's generation).
 async fn wait_status(
     budgets: &Api<PodDisruptionBudget>,
     name: &str,
     check: impl Fn(&PodDisruptionBudgetStatus) -> bool,
-) -> Result<PodDisruptionBudgetStatus, Box<dyn std::error::Error>> {
+) -> PodDisruptionBudgetStatus {
     eventually(&format!("status of {name}"), || async {
         let pdb = budgets.get(name).await.ok()?;
         let status = pdb.status?;
@@ -135,19 +92,16 @@ fn condition(status: &PodDisruptionBudgetStatus) -> (String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budget_status_follows_pods() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
-    tokio::spawn(controllers::disruption::run(client.clone()));
+    let cluster = Cluster::with_fake_nodes(2).await?;
+    cluster.run(controllers::disruption::run);
 
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = cluster.api();
+    let budgets: Api<PodDisruptionBudget> = cluster.api();
     for i in 0..3 {
-        pods.create(
-            &PostParams::default(),
-            &pod(&format!("web-{i}"), "web", None),
-        )
-        .await?;
+        // Running, but not Ready until the test says so.
+        let mut p = pod(&format!("web-{i}"), "web", None);
+        p.metadata.annotations = Some([(READY.to_string(), "false".to_string())].into());
+        pods.create(&PostParams::default(), &p).await?;
     }
     budgets
         .create(
@@ -157,7 +111,7 @@ async fn budget_status_follows_pods() -> TestResult {
         .await?;
 
     // No pod is Ready yet: nothing may be disrupted.
-    let status = wait_status(&budgets, "web", |s| s.expected_pods == 3).await?;
+    let status = wait_status(&budgets, "web", |s| s.expected_pods == 3).await;
     assert_eq!((status.current_healthy, status.desired_healthy), (0, 2));
     assert_eq!(status.disruptions_allowed, 0);
     assert_eq!(
@@ -165,10 +119,11 @@ async fn budget_status_follows_pods() -> TestResult {
         ("False".into(), "InsufficientPods".into(), String::new())
     );
 
+    // The containers pass their readiness checks: the nodes report Ready.
     for i in 0..3 {
-        node_reports_ready(&pods, &format!("web-{i}")).await?;
+        annotate(&pods, &format!("web-{i}"), &[(READY, "true")]).await?;
     }
-    let status = wait_status(&budgets, "web", |s| s.current_healthy == 3).await?;
+    let status = wait_status(&budgets, "web", |s| s.current_healthy == 3).await;
     assert_eq!(status.disruptions_allowed, 1);
     assert_eq!(
         condition(&status),
@@ -195,20 +150,20 @@ async fn budget_status_follows_pods() -> TestResult {
     wait_status(&budgets, "web", |s| {
         s.disrupted_pods.as_ref().is_none_or(BTreeMap::is_empty) && s.disruptions_allowed == 1
     })
-    .await?;
+    .await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_relative_to_controller_scale() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
-    tokio::spawn(controllers::disruption::run(client.clone()));
+    // No nodes: these budgets do not depend on readiness, and the pods may
+    // stay Pending.
+    let cluster = Cluster::start().await?;
+    cluster.run(controllers::disruption::run);
 
     // A ReplicaSet wanting 4 pods, of which 2 exist (no ReplicaSet
     // controller runs here; the pods are made as it would make them).
-    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let sets: Api<ReplicaSet> = cluster.api();
     let rs = sets
         .create(
             &PostParams::default(),
@@ -244,7 +199,7 @@ async fn budgets_relative_to_controller_scale() -> TestResult {
         controller: Some(true),
         block_owner_deletion: Some(true),
     };
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = cluster.api();
     for i in 0..2 {
         pods.create(
             &PostParams::default(),
@@ -252,7 +207,7 @@ async fn budgets_relative_to_controller_scale() -> TestResult {
         )
         .await?;
     }
-    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let budgets: Api<PodDisruptionBudget> = cluster.api();
     budgets
         .create(
             &PostParams::default(),
@@ -270,10 +225,10 @@ async fn budgets_relative_to_controller_scale() -> TestResult {
             ),
         )
         .await?;
-    let status = wait_status(&budgets, "api-max", |s| s.expected_pods == 4).await?;
+    let status = wait_status(&budgets, "api-max", |s| s.expected_pods == 4).await;
     assert_eq!((status.desired_healthy, status.disruptions_allowed), (3, 0));
     assert_eq!(condition(&status).1, "InsufficientPods");
-    let status = wait_status(&budgets, "api-pct", |s| s.expected_pods == 4).await?;
+    let status = wait_status(&budgets, "api-pct", |s| s.expected_pods == 4).await;
     assert_eq!(status.desired_healthy, 2);
 
     // A pod whose controller cannot be found makes a scale-relative budget
@@ -297,7 +252,7 @@ async fn budgets_relative_to_controller_scale() -> TestResult {
         let c = condition(&status);
         (c.1 == "SyncFailed").then_some(c)
     })
-    .await?;
+    .await;
     assert_eq!(failed.0, "False");
     assert_eq!(failed.2, "found no controllers for pod \"lost\"");
 
@@ -321,7 +276,7 @@ async fn budgets_relative_to_controller_scale() -> TestResult {
         let c = condition(&status);
         (c.1 == "SyncFailed").then_some(c)
     })
-    .await?;
+    .await;
     assert_eq!(
         failed.2,
         "daemonsets.apps does not implement the scale subresource"

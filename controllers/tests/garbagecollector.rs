@@ -2,47 +2,20 @@
 //! Background, foreground and orphan propagation, owners that never existed,
 //! owners of another kind, partially gone owners and ownership cycles.
 
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
+use common::{Cluster, TestResult, eventually};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-const DEADLINE: Duration = Duration::from_secs(30);
-const NS: &str = "default";
-
-type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-async fn start() -> TestResult<(
-    tempfile::TempDir,
-    apiserver::testing::TestServer,
-    kube::Client,
-)> {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let config = kube::Config::new(server.url.parse()?);
-    let client = kube::Client::try_from(config)?;
-    tokio::spawn(controllers::garbagecollector::run(client.clone()));
-    Ok((dir, server, client))
-}
-
-/// Polls `check` until it returns `Some`, failing after the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// An API server with the garbage collector.
+async fn start() -> TestResult<Cluster> {
+    let cluster = Cluster::start().await?;
+    cluster.run(controllers::garbagecollector::run);
+    Ok(cluster)
 }
 
 fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K, block: bool) -> OwnerReference {
@@ -84,9 +57,9 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_orphan_and_bogus_owners() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+async fn background_orphan_and_bogus_owners() -> TestResult {
+    let cluster = start().await?;
+    let cms: Api<ConfigMap> = cluster.api();
 
     // Background: the dependent goes after its owner.
     let owner = create(&cms, cm("bg-owner", vec![], None)).await?;
@@ -149,9 +122,9 @@ async fn background_orphan_and_bogus_owners() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreground_waits_for_blocking_dependents() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+async fn foreground_waits_for_blocking_dependents() -> TestResult {
+    let cluster = start().await?;
+    let cms: Api<ConfigMap> = cluster.api();
     let hold = "example.com/hold".to_string();
 
     let owner = create(&cms, cm("fg-owner", vec![], None)).await?;
@@ -195,10 +168,10 @@ async fn foreground_waits_for_blocking_dependents() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_kinds_partial_owners_and_cycles() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+async fn other_kinds_partial_owners_and_cycles() -> TestResult {
+    let cluster = start().await?;
+    let cms: Api<ConfigMap> = cluster.api();
+    let secrets: Api<Secret> = cluster.api();
 
     // A Secret owned by a ConfigMap.
     let owner = create(&cms, cm("kind-owner", vec![], None)).await?;

@@ -1,56 +1,39 @@
-//! End-to-end: the Job controller against a real in-process API server.
-//!
-//! No kubelet runs here, so pods never finish by themselves. To test how the
-//! controller counts finished pods, these tests — and only these — stand in
-//! for the kubelet by writing a pod's phase through the `pods/status`
-//! subresource, exactly as a node would.
+//! End-to-end: the Job controller against a real in-process API server,
+//! with the scheduler and two kwok-style fake nodes playing the pods. How a
+//! pod ends is the fake node's to report: the tests say it through the fake
+//! node's annotations — on the pod template (`phase-after`, `exit-code`), or
+//! on a held pod when the test wants to choose the moment (see `end_pod`).
 
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
+use common::{
+    Cluster, EXIT_CODE, NS, PHASE_AFTER, READY, RUN_FOR, TestResult, annotate, annotations_json,
+    eventually,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-const DEADLINE: Duration = Duration::from_secs(30);
-const NS: &str = "default";
 const TRACKING: &str = "batch.kubernetes.io/job-tracking";
 
-type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+/// Pod annotations that hold the Job's pods Running until the test ends
+/// them with [`end_pod`].
+const HELD: &[(&str, &str)] = &[(PHASE_AFTER, "Running")];
 
-async fn start() -> TestResult<(
-    tempfile::TempDir,
-    apiserver::testing::TestServer,
-    kube::Client,
-)> {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let config = kube::Config::new(server.url.parse()?);
-    let client = kube::Client::try_from(config)?;
-    tokio::spawn(controllers::job::run(client.clone()));
-    Ok((dir, server, client))
+/// A cluster with two fake nodes and the Job controller.
+async fn start() -> TestResult<Cluster> {
+    let cluster = Cluster::with_fake_nodes(2).await?;
+    cluster.run(controllers::job::run);
+    Ok(cluster)
 }
 
-/// Polls `check` until it returns `Some`, failing after the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn job(name: &str, spec: serde_json::Value) -> TestResult<Job> {
+/// A Job whose pods carry the fake node's `pod_annotations`.
+fn job(name: &str, spec: serde_json::Value, pod_annotations: &[(&str, &str)]) -> TestResult<Job> {
+    let annotations = annotations_json(pod_annotations);
     let mut spec = spec;
     spec["template"] = json!({
+        "metadata": {"annotations": annotations},
         "spec": {
             "restartPolicy": "Never",
             "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]
@@ -73,15 +56,11 @@ async fn pods_of(pods: &Api<Pod>, job: &Job) -> Vec<Pod> {
     items
 }
 
-/// Stands in for the kubelet: reports the pod's containers as finished.
-async fn finish_pod(pods: &Api<Pod>, name: &str, phase: &str) -> TestResult<()> {
-    pods.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"phase": phase}})),
-    )
-    .await?;
-    Ok(())
+/// Tells the fake node to end a held pod now, in `phase`: the containers
+/// exit (0 for Succeeded, 1 for Failed) and the node reports it.
+async fn end_pod(pods: &Api<Pod>, pod: &Pod, phase: &str) -> TestResult {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    annotate(pods, name, &[(PHASE_AFTER, phase)]).await
 }
 
 fn has_finalizer(pod: &Pod) -> bool {
@@ -111,14 +90,18 @@ fn conditions(job: &Job) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counts_finished_pods_and_completes() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn counts_finished_pods_and_completes() -> TestResult {
+    let cluster = start().await?;
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     let created = jobs
         .create(
             &PostParams::default(),
-            &job("pi", json!({"completions": 3, "parallelism": 2}))?,
+            &job(
+                "pi",
+                json!({"completions": 3, "parallelism": 2}),
+                &[(PHASE_AFTER, "Running"), (READY, "false")],
+            )?,
         )
         .await?;
     let uid = created.metadata.uid.clone().unwrap_or_default();
@@ -152,14 +135,17 @@ async fn counts_finished_pods_and_completes() -> TestResult<()> {
         (s.active == Some(2) && s.start_time.is_some() && s.ready == Some(0)).then_some(())
     })
     .await;
+    // status.ready counts the pods the node reports Ready.
+    let one = first[0].metadata.name.as_deref().unwrap_or_default();
+    annotate(&pods, one, &[(READY, "true")]).await?;
+    eventually("status.ready = 1", || async {
+        let s = jobs.get("pi").await.ok()?.status?;
+        (s.active == Some(2) && s.ready == Some(1)).then_some(())
+    })
+    .await;
 
     for pod in &first {
-        finish_pod(
-            &pods,
-            pod.metadata.name.as_deref().unwrap_or(""),
-            "Succeeded",
-        )
-        .await?;
+        end_pod(&pods, pod, "Succeeded").await?;
     }
     eventually("succeeded = 2", || async {
         let s = jobs.get("pi").await.ok()?.status?;
@@ -187,12 +173,7 @@ async fn counts_finished_pods_and_completes() -> TestResult<()> {
         "not finished: {status:?}"
     );
 
-    finish_pod(
-        &pods,
-        third.metadata.name.as_deref().unwrap_or(""),
-        "Succeeded",
-    )
-    .await?;
+    end_pod(&pods, &third, "Succeeded").await?;
     let done = eventually("Complete", || async {
         let j = jobs.get("pi").await.ok()?;
         conditions(&j)
@@ -224,27 +205,21 @@ async fn counts_finished_pods_and_completes() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fails_past_the_backoff_limit() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn fails_past_the_backoff_limit() -> TestResult {
+    let cluster = start().await?;
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     let created = jobs
         .create(
             &PostParams::default(),
+            // Every pod's containers exit 1 as soon as they start.
             &job(
                 "flaky",
                 json!({"completions": 2, "parallelism": 2, "backoffLimit": 1}),
+                &[(PHASE_AFTER, "Failed")],
             )?,
         )
         .await?;
-    let first = eventually("two pods", || async {
-        let p = pods_of(&pods, &created).await;
-        (p.len() == 2).then_some(p)
-    })
-    .await;
-    for pod in &first {
-        finish_pod(&pods, pod.metadata.name.as_deref().unwrap_or(""), "Failed").await?;
-    }
     let failed = eventually("Failed", || async {
         let j = jobs.get("flaky").await.ok()?;
         conditions(&j)
@@ -276,28 +251,30 @@ async fn fails_past_the_backoff_limit() -> TestResult<()> {
     let s = failed.status.unwrap_or_default();
     assert_eq!(s.failed, Some(2));
     assert!(s.completion_time.is_none());
-    eventually("finalizers released", || async {
-        pods_of(&pods, &created)
-            .await
-            .iter()
-            .all(|p| !has_finalizer(p))
-            .then_some(())
+    eventually("both pods Failed, finalizers released", || async {
+        let all = pods_of(&pods, &created).await;
+        (all.len() == 2
+            && all
+                .iter()
+                .all(|p| phase(p) == "Failed" && !has_finalizer(p)))
+        .then_some(())
     })
     .await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn indexed_jobs_track_completed_indexes() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn indexed_jobs_track_completed_indexes() -> TestResult {
+    let cluster = start().await?;
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     let created = jobs
         .create(
             &PostParams::default(),
             &job(
                 "idx",
                 json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}),
+                HELD,
             )?,
         )
         .await?;
@@ -331,7 +308,7 @@ async fn indexed_jobs_track_completed_indexes() -> TestResult<()> {
         .iter()
         .filter(|p| matches!(index(p).as_deref(), Some("0") | Some("2")))
     {
-        finish_pod(&pods, p.metadata.name.as_deref().unwrap_or(""), "Succeeded").await?;
+        end_pod(&pods, p, "Succeeded").await?;
     }
     eventually("completedIndexes 0,2", || async {
         let s = jobs.get("idx").await.ok()?.status?;
@@ -343,12 +320,7 @@ async fn indexed_jobs_track_completed_indexes() -> TestResult<()> {
         .find(|p| index(p).as_deref() == Some("1"))
         .cloned()
         .unwrap_or_default();
-    finish_pod(
-        &pods,
-        last.metadata.name.as_deref().unwrap_or(""),
-        "Succeeded",
-    )
-    .await?;
+    end_pod(&pods, &last, "Succeeded").await?;
     let done = eventually("Complete", || async {
         let j = jobs.get("idx").await.ok()?;
         conditions(&j)
@@ -365,10 +337,10 @@ async fn indexed_jobs_track_completed_indexes() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspend_and_ttl_after_finished() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn suspend_and_ttl_after_finished() -> TestResult {
+    let cluster = start().await?;
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
 
     // Suspended from the start: no pods, condition Suspended.
     let created = jobs
@@ -377,6 +349,7 @@ async fn suspend_and_ttl_after_finished() -> TestResult<()> {
             &job(
                 "later",
                 json!({"suspend": true, "ttlSecondsAfterFinished": 0}),
+                HELD,
             )?,
         )
         .await?;
@@ -408,12 +381,7 @@ async fn suspend_and_ttl_after_finished() -> TestResult<()> {
         (c.status == "False" && c.reason.as_deref() == Some("JobResumed")).then_some(())
     })
     .await;
-    finish_pod(
-        &pods,
-        pod.metadata.name.as_deref().unwrap_or(""),
-        "Succeeded",
-    )
-    .await?;
+    end_pod(&pods, &pod, "Succeeded").await?;
     eventually("the finished job deleted by its TTL", || async {
         matches!(jobs.get_opt("later").await, Ok(None)).then_some(())
     })
@@ -422,14 +390,14 @@ async fn suspend_and_ttl_after_finished() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn adopts_matching_orphans_and_releases_unmatched_pods() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn adopts_matching_orphans_and_releases_unmatched_pods() -> TestResult {
+    let cluster = start().await?;
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     let created = jobs
         .create(
             &PostParams::default(),
-            &job("adopt", json!({"parallelism": 2, "completions": 2}))?,
+            &job("adopt", json!({"parallelism": 2, "completions": 2}), HELD)?,
         )
         .await?;
     let uid = created.metadata.uid.clone().unwrap_or_default();
@@ -483,10 +451,10 @@ async fn adopts_matching_orphans_and_releases_unmatched_pods() -> TestResult<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_failure_policy_fails_the_job_early() -> TestResult<()> {
-    let (_dir, _server, client) = start().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn pod_failure_policy_fails_the_job_early() -> TestResult {
+    let cluster = start().await?;
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     let created = jobs
         .create(
             &PostParams::default(),
@@ -500,6 +468,8 @@ async fn pod_failure_policy_fails_the_job_early() -> TestResult<()> {
                         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}
                     ]}
                 }),
+                // The container runs a second, then exits 42 (so Failed).
+                &[(EXIT_CODE, "42"), (RUN_FOR, "1s")],
             )?,
         )
         .await?;
@@ -507,19 +477,6 @@ async fn pod_failure_policy_fails_the_job_early() -> TestResult<()> {
         pods_of(&pods, &created).await.into_iter().next()
     })
     .await;
-    // Stands in for the kubelet: the container exited with code 42.
-    pods.patch_status(
-        pod.metadata.name.as_deref().unwrap_or(""),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {
-            "phase": "Failed",
-            "containerStatuses": [{
-                "name": "c", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"terminated": {"exitCode": 42}}
-            }]
-        }})),
-    )
-    .await?;
     let failed = eventually("Failed", || async {
         let j = jobs.get("policy").await.ok()?;
         conditions(&j)
@@ -554,15 +511,16 @@ async fn pod_failure_policy_fails_the_job_early() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_job_removes_its_tracked_pods() -> TestResult<()> {
+async fn deleting_a_job_removes_its_tracked_pods() -> TestResult {
     use kube::api::DeleteParams;
 
-    let (_dir, _server, client) = start().await?;
-    // The garbage collector deletes the pods; the Job controller releases
-    // their tracking finalizers so they can go.
-    tokio::spawn(controllers::garbagecollector::run(client.clone()));
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let cluster = start().await?;
+    // The garbage collector deletes the pods (the fake nodes stop and remove
+    // them); the Job controller releases their tracking finalizers so they
+    // can go.
+    cluster.run(controllers::garbagecollector::run);
+    let jobs: Api<Job> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     for (name, params) in [
         ("bg", DeleteParams::background()),
         ("fg", DeleteParams::foreground()),
@@ -570,7 +528,7 @@ async fn deleting_a_job_removes_its_tracked_pods() -> TestResult<()> {
         let created = jobs
             .create(
                 &PostParams::default(),
-                &job(name, json!({"completions": 2, "parallelism": 2}))?,
+                &job(name, json!({"completions": 2, "parallelism": 2}), HELD)?,
             )
             .await?;
         eventually("two pods", || async {

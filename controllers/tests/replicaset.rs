@@ -2,46 +2,15 @@
 //! real in-process API server. No kubelet runs, so pods stay Pending and never
 //! become ready; the assertions are about ownership, counts and status.
 
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
+use common::{Cluster, TestResult, eventually, holds_for};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn client() -> TestResult<(
-    tempfile::TempDir,
-    apiserver::testing::TestServer,
-    kube::Client,
-)> {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let config = kube::Config::new(server.url.parse()?);
-    let client = kube::Client::try_from(config)?;
-    Ok((dir, server, client))
-}
-
-/// Boxed errors are enough for tests; no extra dependency.
-type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-/// Polls `check` until it returns `Some`, failing after the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn controller_uid(pod: &Pod) -> Option<String> {
     pod.metadata
@@ -83,11 +52,11 @@ fn replica_set(name: &str, app: &str, replicas: i32) -> ReplicaSet {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicaset_creates_scales_adopts_and_releases() -> TestResult<()> {
-    let (_dir, _server, client) = client().await?;
-    tokio::spawn(controllers::replicaset::run(client.clone()));
-    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+async fn replicaset_creates_scales_adopts_and_releases() -> TestResult {
+    let cluster = Cluster::start().await?;
+    cluster.run(controllers::replicaset::run);
+    let rss: Api<ReplicaSet> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
 
     let rs = rss
         .create(&PostParams::default(), &replica_set("web", "web", 3))
@@ -130,26 +99,28 @@ async fn replicaset_creates_scales_adopts_and_releases() -> TestResult<()> {
     }
     // No extra pod shows up later (a slow watch must not cause a second round
     // of creates): the count stays at 3 over a further period of checks.
-    let stable_until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while tokio::time::Instant::now() < stable_until {
-        assert_eq!(owned_pods(&pods, &uid).await.len(), 3);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    holds_for("three pods", Duration::from_secs(2), || async {
+        match owned_pods(&pods, &uid).await.len() {
+            3 => Ok(()),
+            n => Err(format!("{n} pods")),
+        }
+    })
+    .await;
     assert_eq!(pods.list(&ListParams::default()).await?.items.len(), 3);
     // Nor does the status keep being rewritten.
     let rv = rss.get("web").await?.metadata.resource_version;
-    let until = tokio::time::Instant::now() + Duration::from_secs(1);
-    while tokio::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(
-            rss.get("web").await?.metadata.resource_version,
-            rv,
-            "status churn"
-        );
-    }
+    holds_for("no status churn", Duration::from_secs(1), || async {
+        let now = rss.get("web").await.map_err(|e| e.to_string())?;
+        if now.metadata.resource_version == rv {
+            Ok(())
+        } else {
+            Err(format!("{rv:?} -> {:?}", now.metadata.resource_version))
+        }
+    })
+    .await;
 
     // Creations are recorded as events on the ReplicaSet.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = cluster.api();
     eventually("SuccessfulCreate events", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         let created = list
@@ -238,11 +209,11 @@ async fn replicaset_creates_scales_adopts_and_releases() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replication_controller_keeps_replicas() -> TestResult<()> {
-    let (_dir, _server, client) = client().await?;
-    tokio::spawn(controllers::replicaset::run(client.clone()));
-    let rcs: Api<ReplicationController> = Api::namespaced(client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+async fn replication_controller_keeps_replicas() -> TestResult {
+    let cluster = Cluster::start().await?;
+    cluster.run(controllers::replicaset::run);
+    let rcs: Api<ReplicationController> = cluster.api();
+    let pods: Api<Pod> = cluster.api();
     let rc: ReplicationController = serde_json::from_value(json!({
         "metadata": {"name": "legacy"},
         "spec": {
@@ -270,14 +241,13 @@ async fn replication_controller_keeps_replicas() -> TestResult<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quota_refusal_sets_replica_failure_until_resolved() -> TestResult<()> {
-    let (_dir, _server, client) = client().await?;
+async fn quota_refusal_sets_replica_failure_until_resolved() -> TestResult {
+    let cluster = Cluster::start().await?;
     // The quota controller fills in the quota's status, without which the
     // API server's quota admission constrains nothing.
-    tokio::spawn(controllers::resourcequota::run(client.clone()));
-    tokio::spawn(controllers::replicaset::run(client.clone()));
-    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
-        Api::namespaced(client.clone(), "default");
+    cluster.run(controllers::resourcequota::run);
+    cluster.run(controllers::replicaset::run);
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = cluster.api();
     let quota = serde_json::from_value(json!({
         "metadata": {"name": "two-pods"},
         "spec": {"hard": {"pods": "2"}}
@@ -289,7 +259,7 @@ async fn quota_refusal_sets_replica_failure_until_resolved() -> TestResult<()> {
     })
     .await;
 
-    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = cluster.api();
     rss.create(&PostParams::default(), &replica_set("capped", "capped", 3))
         .await?;
     let condition = eventually("ReplicaFailure condition", || async {

@@ -2,10 +2,11 @@
 //! in-process API server: `status.used` follows objects being created and
 //! deleted, event-driven (well inside the conformance tests' one minute).
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::{Cluster, TestResult, eventually};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Pod, PodSpec, PodTemplateSpec, ResourceQuota, ResourceQuotaSpec,
@@ -14,27 +15,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T, Box<dyn std::error::Error>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if start.elapsed() > DEADLINE {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
     pairs
@@ -114,17 +94,16 @@ async fn wait_used(
         let status = q.status?;
         (status.used.as_ref() == Some(&want) && status.hard.as_ref() == Some(hard)).then_some(())
     })
-    .await
+    .await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn used_follows_objects() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
-    tokio::spawn(controllers::resourcequota::run(client.clone()));
+    let cluster = Cluster::start().await?;
+    cluster.run(controllers::resourcequota::run);
 
-    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "default");
+    let quotas: Api<ResourceQuota> = cluster.api();
     let hard = quantities(&[
         ("pods", "2"),
         ("configmaps", "5"),
@@ -156,8 +135,8 @@ async fn used_follows_objects() -> TestResult {
     )
     .await?;
 
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = cluster.api();
+    let configmaps: Api<ConfigMap> = cluster.api();
     pods.create(&PostParams::default(), &pod("a", "250m"))
         .await?;
     pods.create(&PostParams::default(), &pod("b", "500m"))
@@ -208,7 +187,7 @@ async fn used_follows_objects() -> TestResult {
         .await?;
     // Generic `count/<resource>.<group>` names are counted too (no
     // ReplicaSet controller runs here; the object is only counted).
-    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let sets: Api<ReplicaSet> = cluster.api();
     sets.create(&PostParams::default(), &replicaset("rs"))
         .await?;
     wait_used(
@@ -239,12 +218,10 @@ async fn used_follows_objects() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_quota_counts_only_matching_pods() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let server = apiserver::testing::spawn(dir.path()).await?;
-    let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
-    tokio::spawn(controllers::resourcequota::run(client.clone()));
+    let cluster = Cluster::start().await?;
+    cluster.run(controllers::resourcequota::run);
 
-    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "default");
+    let quotas: Api<ResourceQuota> = cluster.api();
     let hard = quantities(&[("pods", "10")]);
     for (name, scope) in [
         ("best-effort", "BestEffort"),
@@ -264,7 +241,7 @@ async fn scoped_quota_counts_only_matching_pods() -> TestResult {
         };
         quotas.create(&PostParams::default(), &quota).await?;
     }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = cluster.api();
     pods.create(&PostParams::default(), &pod("burstable", "100m"))
         .await?;
     let mut best_effort = pod("best-effort", "0");

@@ -115,7 +115,20 @@ pub fn decode_object(
             }
             normalised
         }
-        None => input,
+        // Custom resources: pruned and defaulted by their schema; what was
+        // pruned is reported as unknown, as for typed objects.
+        None => match info.strategy.normalize(&input) {
+            Some((normalised, pruned)) => {
+                if validation != FieldValidation::Ignore {
+                    problems.extend(pruned.into_iter().map(|p| {
+                        let at = keys.iter().position(|(k, _)| *k == p).unwrap_or(usize::MAX);
+                        (at, format!("unknown field {p:?}"))
+                    }));
+                }
+                normalised
+            }
+            None => input,
+        },
     };
     problems.sort_by_key(|(at, _)| *at);
     let problems: Vec<String> = problems.into_iter().map(|(_, p)| p).collect();

@@ -25,7 +25,7 @@ use crate::registry::list::ListRequest;
 use crate::registry::pod_binding::{self, Binding};
 use crate::registry::watch::{WatchEvent, WatchRequest};
 use crate::registry::{DeleteOptions, DeleteOutcome, UpdateTarget, WriteOptions};
-use crate::registry::{meta, reviews};
+use crate::registry::{csr, meta, reviews, service_account_token};
 use crate::resources::{CreateAction, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 
@@ -160,6 +160,8 @@ pub async fn dispatch(call: Call<'_>) -> ApiResult<Response> {
             "scale" => scale(call).await,
             "binding" => bind_pod(call).await,
             "eviction" => evict_pod(call).await,
+            "approval" => main_or_status(call, UpdateTarget::Status).await,
+            "token" => service_account_token(call).await,
             _ => Err(ApiError::new(
                 501,
                 "NotImplemented",
@@ -225,7 +227,7 @@ async fn list(call: Call<'_>) -> ApiResult<Response> {
 async fn create(call: Call<'_>) -> ApiResult<Response> {
     match call.info.create {
         CreateAction::Store => {}
-        CreateAction::Review => return review(call),
+        CreateAction::Review => return review(call).await,
         CreateAction::BindPod => return bind_pod(call).await,
     }
     let output = call.output()?;
@@ -250,7 +252,7 @@ async fn create(call: Call<'_>) -> ApiResult<Response> {
 
 /// A review is answered, not stored; it has no Table or metadata-only form
 /// (upstream gives those resources no table convertor).
-fn review(call: Call<'_>) -> ApiResult<Response> {
+async fn review(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
     if output.form != negotiate::Form::Object {
         return Err(ApiError::not_acceptable(negotiate::SERVED_TYPES));
@@ -258,8 +260,12 @@ fn review(call: Call<'_>) -> ApiResult<Response> {
     let decoded = call.decode()?;
     let mut obj = decoded.object;
     check_namespace_of_body(&call, &mut obj)?;
-    reviews::answer(&call.info.plural, &mut obj, call.user)
-        .map_err(|errs| ApiError::invalid(&call.info, meta::name(&obj), &errs))?;
+    let cx = reviews::Context {
+        store: &call.app.store,
+        tokens: &call.app.keys.service_account,
+        user: call.user,
+    };
+    reviews::answer(&call.info, &mut obj, &cx).await?;
     render::object(
         &call.info,
         output,
@@ -303,6 +309,7 @@ async fn update(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
         )));
     }
     let allow_create = call.info.strategy.allow_create_on_update() && target == UpdateTarget::Main;
+    let sub = call.req.subresource.as_deref();
     let info = call.info.clone();
     let (obj, created) = call
         .app
@@ -314,7 +321,7 @@ async fn update(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
             target,
             &opts,
             |current| match current {
-                Some(_) => Ok(body.clone()),
+                Some(old) => csr::prepare_subresource_update(&info, sub, body.clone(), old),
                 None if allow_create => {
                     let mut b = body.clone();
                     meta::meta_mut(&mut b).remove("resourceVersion");
@@ -376,11 +383,19 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
         "application/strategic-merge-patch+json" if call.info.codec.is_some() => {
             patch::PatchKind::Strategic
         }
+        // Custom resources have no patch strategies (upstream answers 415).
+        "application/strategic-merge-patch+json" => {
+            return Err(ApiError::unsupported_media_type(
+                content_type,
+                &crate::patch::CUSTOM_RESOURCE_PATCH_TYPES,
+            ));
+        }
         _ => return Err(ApiError::unsupported_media_type(content_type, PATCH_TYPES)),
     };
     let patch_doc = negotiate::decode_json(&call.body)?;
     let name = call.name().to_string();
     let info = call.info.clone();
+    let sub = call.req.subresource.as_deref();
     let mut warnings = Vec::new();
     let (obj, _) = call
         .app
@@ -411,7 +426,7 @@ async fn patch(call: Call<'_>, target: UpdateTarget) -> ApiResult<Response> {
                     meta::meta_mut(&mut out).remove("resourceVersion");
                 }
             }
-            Ok(out)
+            csr::prepare_subresource_update(&info, sub, out, current)
         })
         .await?;
     render::object(
@@ -595,6 +610,36 @@ async fn bind_pod(call: Call<'_>) -> ApiResult<Response> {
     )
     .await?;
     Ok(created_status(output, &decoded.warnings))
+}
+
+/// `serviceaccounts/token`: a TokenRequest, answered with a signed token.
+async fn service_account_token(call: Call<'_>) -> ApiResult<Response> {
+    let output = call.output()?;
+    let mut body = negotiate::decode_body(call.headers, &call.body)?;
+    // The status is the answer; clients send it empty (`expirationTimestamp: null`).
+    if let Some(o) = body.as_object_mut() {
+        o.remove("status");
+    }
+    let kind = meta::str_at(&body, "/kind").unwrap_or("TokenRequest");
+    let api_version = meta::str_at(&body, "/apiVersion").unwrap_or("authentication.k8s.io/v1");
+    if kind != "TokenRequest" || api_version != "authentication.k8s.io/v1" {
+        return Err(ApiError::bad_request(format!(
+            "not a TokenRequest object: {api_version}, Kind={kind}"
+        )));
+    }
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request = serde_json::to_value(request).map_err(ApiError::internal)?;
+    let ns = call.ns().unwrap_or("");
+    let answer = service_account_token::issue(
+        &call.app.store,
+        &call.app.keys.service_account,
+        ns,
+        call.name(),
+        request,
+    )
+    .await?;
+    Ok(render::body(StatusCode::CREATED, output, &answer, &[]))
 }
 
 /// `pods/eviction`: a delete that honours the pod's disruption budget.
@@ -878,12 +923,19 @@ fn encode_event(
 async fn scale(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
     let opts = call.write_options()?;
+    let paths = call.info.strategy.scale_paths();
+    let custom = call.info.codec.is_none();
     let to_scale = |obj: &Value| -> Value {
-        let selector = obj
-            .pointer("/spec/selector")
-            .map(selector_string)
+        let selector = paths
+            .label_selector
+            .as_deref()
+            .and_then(|p| obj.pointer(p))
+            .map(|s| match s {
+                Value::String(s) => s.clone(),
+                other => selector_string(other),
+            })
             .unwrap_or_default();
-        json!({
+        let mut scale = json!({
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": {
@@ -893,12 +945,19 @@ async fn scale(call: Call<'_>) -> ApiResult<Response> {
                 "resourceVersion": meta::resource_version(obj),
                 "creationTimestamp": obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null),
             },
-            "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "spec": {"replicas": obj.pointer(&paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0)},
             "status": {
-                "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                "replicas": obj.pointer(&paths.status_replicas).and_then(Value::as_i64).unwrap_or(0),
                 "selector": selector,
             },
-        })
+        });
+        // A custom resource's Scale omits an empty selector (`omitempty`).
+        if custom && selector.is_empty() {
+            scale["status"]
+                .as_object_mut()
+                .map(|s| s.remove("selector"));
+        }
+        scale
     };
     let name = call.name().to_string();
     let obj = match call.req.verb {
@@ -968,7 +1027,7 @@ async fn scale(call: Call<'_>) -> ApiResult<Response> {
                             return Err(ApiError::invalid_scale(&name, replicas));
                         }
                         let mut next = current.clone();
-                        next["spec"]["replicas"] = json!(replicas);
+                        set_at_pointer(&mut next, &paths.spec_replicas, json!(replicas));
                         meta::meta_mut(&mut next).remove("resourceVersion");
                         Ok(next)
                     },
@@ -979,6 +1038,25 @@ async fn scale(call: Call<'_>) -> ApiResult<Response> {
         _ => return Err(ApiError::method_not_allowed()),
     };
     render::body(StatusCode::OK, output, &to_scale(&obj), &[]).pipe(Ok)
+}
+
+/// Sets the value at a JSON pointer, creating the objects on the way.
+fn set_at_pointer(obj: &mut Value, pointer: &str, value: Value) {
+    let mut at = obj;
+    let segments: Vec<&str> = pointer.split('/').skip(1).collect();
+    for (i, seg) in segments.iter().enumerate() {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        let Some(map) = at.as_object_mut() else {
+            return;
+        };
+        if i + 1 == segments.len() {
+            map.insert((*seg).to_string(), value);
+            return;
+        }
+        at = map.entry((*seg).to_string()).or_insert_with(|| json!({}));
+    }
 }
 
 /// A label selector (`matchLabels` only, as Scale's `status.selector`) in string form.

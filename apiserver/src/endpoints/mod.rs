@@ -32,6 +32,8 @@ use crate::resources::ResourceTable;
 pub struct App {
     pub store: Store,
     pub table: ResourceTable,
+    /// Token signing key and cluster CA.
+    pub keys: Arc<crate::auth::Keys>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -63,6 +65,19 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             &discovery::version(),
             &[],
         );
+    }
+    if method == Method::GET
+        && let Some((ctype, doc)) = crate::registry::service_account_token::discovery_document(
+            &app.keys.service_account,
+            &path,
+        )
+    {
+        let mut resp = render::body(StatusCode::OK, negotiate::Output::Json, &doc, &[]);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(ctype),
+        );
+        return resp;
     }
     if let Some(r) = openapi::serve(
         &app.table,
@@ -155,6 +170,7 @@ mod tests {
         let app = Arc::new(App {
             store,
             table: table.clone(),
+            keys: Arc::new(crate::auth::Keys::ephemeral().expect("keys")),
         });
         table.add(ResourceInfo {
             group: "example.com".into(),

@@ -200,7 +200,10 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let now = chrono::Utc::now();
-    let columns: Vec<Value> = if with_columns {
+    let own = info.strategy.table();
+    let columns: Vec<Value> = if let (true, Some(p)) = (with_columns, own) {
+        p.columns()
+    } else if with_columns {
         printers::columns(&info.group, &info.plural)
             .iter()
             .map(|c| {
@@ -213,7 +216,11 @@ pub fn table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut row = json!({ "cells": printers::cells(&info.group, &info.plural, o, now) });
+            let cells = match own {
+                Some(p) => p.cells(o),
+                None => printers::cells(&info.group, &info.plural, o, now),
+            };
+            let mut row = json!({ "cells": cells });
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => row["object"] = partial_metadata(o),
@@ -710,7 +717,11 @@ mod served {
                 .await
                 .unwrap();
             Served {
-                app: Arc::new(App { store, table }),
+                app: Arc::new(App {
+                    store,
+                    table,
+                    keys: Arc::new(crate::auth::Keys::ephemeral().expect("keys")),
+                }),
                 _dir: dir,
             }
         }

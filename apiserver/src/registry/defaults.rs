@@ -7,9 +7,14 @@ use serde_json::{Map, Value, json};
 use crate::api_error::FieldError;
 
 fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
+    if is_unset(obj, key) {
         obj.insert(key.to_string(), value);
     }
+}
+
+/// Absent or `null`, as a Go nil pointer.
+fn is_unset(obj: &Map<String, Value>, key: &str) -> bool {
+    obj.get(key).is_none_or(Value::is_null)
 }
 
 fn object<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
@@ -163,12 +168,26 @@ pub fn workload(obj: &mut Value) {
             set_default(spec, "revisionHistoryLimit", json!(10));
         }
         "Job" => {
+            // Upstream: completions is defaulted only when parallelism is
+            // unset too (a work queue sets parallelism alone).
+            if is_unset(spec, "completions") && is_unset(spec, "parallelism") {
+                set_default(spec, "completions", json!(1));
+            }
             set_default(spec, "parallelism", json!(1));
-            set_default(spec, "completions", json!(1));
-            set_default(spec, "backoffLimit", json!(6));
+            let backoff_limit = if is_unset(spec, "backoffLimitPerIndex") {
+                json!(6)
+            } else {
+                json!(i32::MAX)
+            };
+            set_default(spec, "backoffLimit", backoff_limit);
             set_default(spec, "completionMode", json!("NonIndexed"));
             set_default(spec, "suspend", json!(false));
-            set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            let replacement = if is_unset(spec, "podFailurePolicy") {
+                "TerminatingOrFailed"
+            } else {
+                "Failed"
+            };
+            set_default(spec, "podReplacementPolicy", json!(replacement));
         }
         "CronJob" => {
             set_default(spec, "concurrencyPolicy", json!("Allow"));
@@ -342,5 +361,44 @@ mod tests {
             default_container(&mut c);
             assert_eq!(c["imagePullPolicy"], policy, "{image}");
         }
+    }
+
+    fn job_spec(spec: Value) -> Value {
+        let mut job = json!({"kind": "Job", "spec": spec});
+        workload(&mut job);
+        job["spec"].clone()
+    }
+
+    #[test]
+    fn job_defaults_follow_upstream() {
+        let plain = job_spec(json!({}));
+        assert_eq!(
+            (plain["completions"].clone(), plain["parallelism"].clone()),
+            (json!(1), json!(1))
+        );
+        assert_eq!(plain["backoffLimit"], 6);
+        assert_eq!(plain["podReplacementPolicy"], "TerminatingOrFailed");
+
+        let work_queue = job_spec(json!({"parallelism": 3}));
+        assert_eq!(
+            work_queue.get("completions"),
+            None,
+            "a work queue has no completions"
+        );
+        assert_eq!(work_queue["parallelism"], 3);
+
+        let fixed = job_spec(json!({"completions": 5}));
+        assert_eq!(
+            (fixed["completions"].clone(), fixed["parallelism"].clone()),
+            (json!(5), json!(1))
+        );
+
+        let per_index = job_spec(
+            json!({"backoffLimitPerIndex": 1, "completionMode": "Indexed", "completions": 2}),
+        );
+        assert_eq!(per_index["backoffLimit"], i32::MAX);
+
+        let policy = job_spec(json!({"podFailurePolicy": {"rules": []}}));
+        assert_eq!(policy["podReplacementPolicy"], "Failed");
     }
 }

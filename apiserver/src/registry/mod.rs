@@ -2,6 +2,7 @@
 //! per-kind [`strategy`] objects and upstream's defaulting.
 
 pub mod config_objects;
+pub mod csr;
 pub mod defaults;
 pub mod eviction;
 pub mod list;
@@ -11,6 +12,7 @@ pub mod pod_admission;
 pub mod pod_binding;
 pub mod quota;
 pub mod reviews;
+pub mod service_account_token;
 pub mod service_ips;
 pub mod store;
 pub mod strategy;

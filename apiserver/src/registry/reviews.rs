@@ -2,16 +2,31 @@
 //! create-only, never stored; the API server answers a review by filling in
 //! its `status` (upstream's "virtual" resources). The cluster authorizes every
 //! request today (see `endpoints::filters`), so access reviews allow
-//! everything, as upstream's `AlwaysAllow` authorizer does, and there is no
-//! token authenticator for a TokenReview to succeed with.
+//! everything, as upstream's `AlwaysAllow` authorizer does. A TokenReview
+//! checks the service-account tokens this server issues (see
+//! [`super::service_account_token`]).
 
 use serde_json::{Value, json};
 
-use crate::api_error::FieldError;
+use super::service_account_token;
+use super::store::Store;
+use crate::api_error::{ApiError, ApiResult, FieldError};
+use crate::auth::jwt::SigningKey;
 use crate::endpoints::filters::UserInfo;
+use crate::resources::ResourceInfo;
 
-/// Validates the review `obj` and fills in its status for `user`.
-pub fn answer(plural: &str, obj: &mut Value, user: &UserInfo) -> Result<(), Vec<FieldError>> {
+/// What answering a review may consult.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    /// The key service-account tokens are signed with.
+    pub tokens: &'a SigningKey,
+    /// Who asks (a self review is about them).
+    pub user: &'a UserInfo,
+}
+
+/// Validates the review `obj` and fills in its status.
+pub async fn answer(info: &ResourceInfo, obj: &mut Value, cx: &Context<'_>) -> ApiResult<()> {
+    let plural = info.plural.as_str();
     let errs = match plural {
         "subjectaccessreviews" => access_review_errors(obj, true, false),
         "selfsubjectaccessreviews" => access_review_errors(obj, false, false),
@@ -19,7 +34,11 @@ pub fn answer(plural: &str, obj: &mut Value, user: &UserInfo) -> Result<(), Vec<
         _ => Vec::new(),
     };
     if !errs.is_empty() {
-        return Err(errs);
+        return Err(ApiError::invalid(
+            info,
+            crate::registry::meta::name(obj),
+            &errs,
+        ));
     }
     obj["status"] = match plural {
         "selfsubjectrulesreviews" => json!({
@@ -28,15 +47,36 @@ pub fn answer(plural: &str, obj: &mut Value, user: &UserInfo) -> Result<(), Vec<
             "incomplete": false,
         }),
         "selfsubjectreviews" => json!({
-            "userInfo": {"username": user.name, "groups": user.groups},
+            "userInfo": {"username": cx.user.name, "groups": cx.user.groups},
         }),
-        "tokenreviews" => json!({
-            "user": {},
-            "error": "no token authenticator is configured",
-        }),
+        "tokenreviews" => token_review(obj, cx).await?,
         _ => json!({"allowed": true}),
     };
     Ok(())
+}
+
+/// A TokenReview's status, as upstream's `tokenreview` storage answers.
+async fn token_review(obj: &Value, cx: &Context<'_>) -> ApiResult<Value> {
+    let token = obj
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if token.is_empty() {
+        return Err(ApiError::bad_request(
+            "token is required for TokenReview in authentication",
+        ));
+    }
+    let audiences: Vec<String> = obj
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(service_account_token::review(cx.store, cx.tokens, token, &audiences).await)
 }
 
 /// Upstream's checks of a (local, self) subject access review's spec.

@@ -244,7 +244,7 @@ impl Store {
     {
         let key = info.key(ns, name);
         let strategy = info.strategy.clone();
-        for _attempt in 0..64 {
+        for attempt in 0..64u32 {
             let current = self
                 .storage
                 .get(&key)
@@ -324,7 +324,10 @@ impl Store {
                     }
                     return Ok((new, false));
                 }
-                Err(StorageError::Conflict { .. }) if requested_rv.is_empty() => continue,
+                Err(StorageError::Conflict { .. }) if requested_rv.is_empty() => {
+                    back_off_after_conflict(attempt).await;
+                    continue;
+                }
                 Err(e) => return Err(ApiError::from_storage(e, info, name)),
             }
         }
@@ -397,7 +400,7 @@ impl Store {
     ) -> ApiResult<DeleteOutcome> {
         let key = info.key(ns, name);
         let strategy = info.strategy.clone();
-        for _attempt in 0..64 {
+        for attempt in 0..64u32 {
             let Some(current) = self
                 .storage
                 .get(&key)
@@ -477,7 +480,10 @@ impl Store {
                         meta::set_resource_version(&mut obj, rev);
                         return Ok(DeleteOutcome::Pending(obj));
                     }
-                    Err(StorageError::Conflict { .. }) => continue,
+                    Err(StorageError::Conflict { .. }) => {
+                        back_off_after_conflict(attempt).await;
+                        continue;
+                    }
                     Err(e) => return Err(ApiError::from_storage(e, info, name)),
                 }
             }
@@ -491,12 +497,24 @@ impl Store {
                     strategy.after_delete(self, &gone).await;
                     return Ok(DeleteOutcome::Deleted(gone));
                 }
-                Err(StorageError::Conflict { .. }) => continue,
+                Err(StorageError::Conflict { .. }) => {
+                    back_off_after_conflict(attempt).await;
+                    continue;
+                }
                 Err(e) => return Err(ApiError::from_storage(e, info, name)),
             }
         }
         Err(ApiError::stale(info, name))
     }
+}
+
+/// Waits before a read-modify-write retries after losing a race. The
+/// embedded store shows a write to readers only once it is durable, so an
+/// immediate re-read can still see the revision that just lost: without a
+/// pause, the retries could all be spent before the group commit lands.
+async fn back_off_after_conflict(attempt: u32) {
+    let millis = 1u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
 }
 
 /// Adds the fields of `defaults` that `target` lacks, recursively.

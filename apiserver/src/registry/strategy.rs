@@ -86,6 +86,61 @@ pub trait Strategy: Send + Sync + 'static {
     /// Called when a delete is requested, before finalizers are considered
     /// (namespaces enter `Terminating` here).
     fn prepare_for_delete(&self, _obj: &mut Value) {}
+
+    // --- Hooks for resources without a typed codec (custom resources). ---
+
+    /// Prunes and defaults a decoded request object; returns it with the
+    /// paths of the fields it dropped, or `None` to keep the object as sent.
+    fn normalize(&self, _obj: &Value) -> Option<(Value, Vec<String>)> {
+        None
+    }
+
+    /// This version's form of a stored object (conversion, defaulting on read).
+    fn read_stored(&self, obj: Value) -> Value {
+        obj
+    }
+
+    /// The stored form of this version's object.
+    fn write_stored(&self, obj: Value) -> Value {
+        obj
+    }
+
+    /// Table columns and the cells of one row, when the resource prints its
+    /// own (a CRD's `additionalPrinterColumns`).
+    fn table(&self) -> Option<&dyn TablePrinter> {
+        None
+    }
+
+    /// Where the `scale` subresource reads and writes.
+    fn scale_paths(&self) -> ScalePaths {
+        ScalePaths::default()
+    }
+}
+
+/// A resource's own Table columns.
+pub trait TablePrinter: Send + Sync {
+    /// `meta.k8s.io/v1` `TableColumnDefinition`s.
+    fn columns(&self) -> Vec<Value>;
+    fn cells(&self, obj: &Value) -> Vec<Value>;
+}
+
+/// JSON pointers of the fields a `Scale` maps to.
+#[derive(Clone, Debug)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    /// A label selector object (workloads) or string (custom resources).
+    pub label_selector: Option<String>,
+}
+
+impl Default for ScalePaths {
+    fn default() -> Self {
+        ScalePaths {
+            spec_replicas: "/spec/replicas".into(),
+            status_replicas: "/status/replicas".into(),
+            label_selector: Some("/spec/selector".into()),
+        }
+    }
 }
 
 /// Resources with no special behaviour.
@@ -302,6 +357,7 @@ pub fn for_builtin(group: &str, plural: &str) -> Arc<dyn Strategy> {
             | "validatingadmissionpolicies"
             | "validatingadmissionpolicybindings",
         ) => Arc::new(TracksGeneration),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Arc::new(crate::crd::CrdStrategy),
         _ => Arc::new(Generic),
     }
 }

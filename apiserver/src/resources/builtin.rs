@@ -517,7 +517,12 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                     .iter()
                     .find(|(g, v, p, _)| *g == t.group && *v == t.version && *p == t.plural)
                     .map(|(_, _, _, c)| *c),
-                strategy: strategy::for_builtin(t.group, t.plural),
+                strategy: match (t.group, t.plural) {
+                    ("certificates.k8s.io", "certificatesigningrequests") => {
+                        std::sync::Arc::new(crate::registry::csr::Strategy)
+                    }
+                    _ => strategy::for_builtin(t.group, t.plural),
+                },
             }
         })
         .collect();

@@ -151,7 +151,7 @@ impl ResourceInfo {
     pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
         match self.conversion {
             Some(c) => (c.to_storage)(obj),
-            None => obj,
+            None => self.strategy.write_stored(obj),
         }
     }
 
@@ -159,7 +159,7 @@ impl ResourceInfo {
     pub fn from_storage(&self, obj: serde_json::Value) -> serde_json::Value {
         match self.conversion {
             Some(c) => (c.from_storage)(obj),
-            None => obj,
+            None => self.strategy.read_stored(obj),
         }
     }
 

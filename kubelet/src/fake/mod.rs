@@ -1,14 +1,67 @@
 //! A kwok-style fake node: an API client that registers Nodes, keeps their
 //! Leases and Ready condition fresh, and plays the pods bound to them through
-//! their lifecycle (Running and Ready at once, Job pods on to Succeeded,
-//! deleted pods removed) without running anything. It stands in for kubelets
-//! in scheduler and controller tests and in benchmarks.
+//! their lifecycle without running anything. It stands in for kubelets in
+//! scheduler and controller tests and in benchmarks.
+//!
+//! # How a pod is played
+//!
+//! Left alone, a pod bound to a fake node goes as under kwok's default
+//! stages: it is reported Running and Ready at once (Ready still waits for
+//! its `spec.readinessGates`); a pod owned by a Job then ends Succeeded with
+//! every container exited 0; a pod being deleted is reported stopped (Failed,
+//! exit 143, unless already terminal) and removed with a zero grace period.
+//!
+//! A pod can ask for another course through annotations, usually set on the
+//! template of the workload that makes it — kwok's stages, as data on the
+//! pod. They are read again on every change of the pod, so a test (or a
+//! person) can steer a running pod by editing them, as one pokes kwok:
+//!
+//! | annotation | values | default | effect |
+//! | --- | --- | --- | --- |
+//! | [`fake.ironkube.dev/ready`](READY) | `"true"`, `"false"` | `"true"` | whether the containers of the Running pod are ready: `"false"` keeps it Running with ContainersReady and Ready False (reason `ContainersNotReady`); flipping it flips them |
+//! | [`fake.ironkube.dev/phase-after`](PHASE_AFTER) | `Succeeded`, `Failed`, `Running` | `Succeeded` for a Job's pod, `Running` otherwise | the phase the pod ends in after `run-for`; `Running`: it never ends by itself |
+//! | [`fake.ironkube.dev/exit-code`](EXIT_CODE) | an integer | `0` if Succeeded, `1` if Failed | the exit code every container (`spec.containers`) reports; without `phase-after` it implies the end: `0` Succeeded, anything else Failed |
+//! | [`fake.ironkube.dev/run-for`](RUN_FOR) | a Go-style duration: `500ms`, `2s`, `1m30s` | `0s` | how long the pod runs before it ends, counted from when the fake node reported it Running (so a pod told to end after it has already run that long ends at once) |
+//!
+//! Succeeded goes with exit code 0 and Failed with a non-zero one, as the
+//! kubelet reports them; terminated containers carry reason `Completed` (0)
+//! or `Error`. `restartPolicy` is not consulted: the fake node does not
+//! restart containers, it plays each pod as though its containers exited
+//! once. A pod whose annotations cannot be followed (an unknown value, a
+//! contradiction such as `phase-after: Succeeded` with `exit-code: "2"`) is
+//! played by the defaults above, and the fake node logs a warning naming
+//! the annotation; [`Script::of`] gives the same verdict to a caller that
+//! wants to check first.
+//!
+//! For example, a Job whose pods fail with exit code 42 after two seconds:
+//!
+//! ```yaml
+//! spec:
+//!   template:
+//!     metadata:
+//!       annotations:
+//!         fake.ironkube.dev/phase-after: Failed
+//!         fake.ironkube.dev/exit-code: "42"
+//!         fake.ironkube.dev/run-for: 2s
+//! ```
+//!
+//! The lifecycle, and the annotations that move it on:
+//!
+//! ```text
+//!  Pending ──bound to a fake node──▶ Running ──run-for elapsed, phase-after──▶ Succeeded / Failed
+//!                                    ready ⇄ not ready                     (exit-code)
+//!                                    (the `ready` annotation)
+//!  any phase ──deletionTimestamp──▶ stopped (Failed, 143) ──▶ removed
+//! ```
 
 mod ipam;
 mod lease;
 mod node;
 mod pod_status;
 mod pods;
+mod script;
+
+pub use script::{EXIT_CODE, End, PHASE_AFTER, READY, RUN_FOR, Script, ScriptError, Terminal};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The pod statuses a fake node reports, as pure functions of the pod: what
 //! kwok's "pod-ready", "pod-complete" and the kubelet's stop-on-delete stages
-//! write. Kept free of I/O so the shapes are unit-tested.
+//! write, shaped by the pod's [`Script`](super::script::Script). Kept free of
+//! I/O so the shapes are unit-tested.
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus,
@@ -8,6 +9,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+
+use super::script::{End, Terminal};
 
 /// Phases after which a pod's containers never run again.
 pub(crate) fn is_terminal(pod: &Pod) -> bool {
@@ -37,8 +40,15 @@ pub(crate) fn uses_host_network(pod: &Pod) -> bool {
 }
 
 /// The status of a pod whose containers have all started: Running, with
-/// every kubelet-owned condition True (Ready subject to readiness gates).
-pub(crate) fn running(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) -> PodStatus {
+/// every kubelet-owned condition True but ContainersReady and Ready, which
+/// follow `ready` (and Ready the readiness gates too).
+pub(crate) fn running(
+    pod: &Pod,
+    host_ip: &str,
+    pod_ip: &str,
+    ready: bool,
+    now: Timestamp,
+) -> PodStatus {
     let mut status = pod.status.clone().unwrap_or_default();
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
     let spec = pod.spec.as_ref();
@@ -54,33 +64,77 @@ pub(crate) fn running(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) ->
     let containers = spec.map(|s| s.containers.as_slice()).unwrap_or(&[]);
     status.init_container_statuses =
         (!init.is_empty()).then(|| init.iter().map(|c| init_done(uid, c, now)).collect());
-    status.container_statuses = Some(containers.iter().map(|c| started(uid, c, now)).collect());
+    status.container_statuses = Some(
+        containers
+            .iter()
+            .map(|c| ContainerStatus {
+                ready,
+                ..started(uid, c, now)
+            })
+            .collect(),
+    );
     let mut ours = vec![
         condition("PodReadyToStartContainers", true, None, None, now),
         condition("Initialized", true, None, None, now),
-        condition("ContainersReady", true, None, None, now),
+        containers_ready_condition(pod, ready, now),
     ];
     let existing = status.conditions.take().unwrap_or_default();
-    ours.push(ready_condition(pod, &existing, true, now));
+    ours.push(ready_condition(pod, &existing, ready, now));
     ours.push(condition("PodScheduled", true, None, None, now));
     status.conditions = Some(merge_conditions(existing, ours));
     status
 }
 
-/// The status of a Job's pod whose containers all exited 0.
-pub(crate) fn succeeded(pod: &Pod, now: Timestamp) -> PodStatus {
-    finished(pod, "Succeeded", 0, "Completed", now)
+/// The status a Running pod should have now that its containers' readiness
+/// is `ready`, or `None` when the reported one already says so (readiness,
+/// the Ready condition given the readiness gates, and the acknowledged
+/// generation, as the kubelet does on a spec change).
+pub(crate) fn resync(pod: &Pod, ready: bool, now: Timestamp) -> Option<PodStatus> {
+    let mut status = pod.status.clone().unwrap_or_default();
+    let conditions = status.conditions.take().unwrap_or_default();
+    let desired = [
+        containers_ready_condition(pod, ready, now),
+        ready_condition(pod, &conditions, ready, now),
+    ];
+    let conditions_stale = desired.iter().any(|want| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == want.type_)
+            .map(|c| (&c.status, &c.reason, &c.message))
+            != Some((&want.status, &want.reason, &want.message))
+    });
+    let containers = status.container_statuses.as_deref().unwrap_or(&[]);
+    let containers_stale = containers.iter().any(|c| c.ready != ready);
+    let generation_stale = status.observed_generation != pod.metadata.generation;
+    if !(conditions_stale || containers_stale || generation_stale) {
+        return None;
+    }
+    for c in status.container_statuses.iter_mut().flatten() {
+        c.ready = ready;
+    }
+    status.conditions = Some(merge_conditions(conditions, desired.into()));
+    Some(status)
+}
+
+/// The status of a pod whose containers all exited as `end` says.
+pub(crate) fn ended(pod: &Pod, end: &End, now: Timestamp) -> PodStatus {
+    let reason = if end.exit_code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    finished(pod, end.phase, end.exit_code, reason, now)
 }
 
 /// The status the kubelet writes once it has stopped a pod being deleted:
 /// terminal, containers terminated by SIGTERM (exit 143).
 pub(crate) fn stopped(pod: &Pod, now: Timestamp) -> PodStatus {
-    finished(pod, "Failed", 143, "Error", now)
+    finished(pod, Terminal::Failed, 143, "Error", now)
 }
 
-fn finished(pod: &Pod, phase: &str, exit_code: i32, reason: &str, now: Timestamp) -> PodStatus {
+fn finished(pod: &Pod, phase: Terminal, exit_code: i32, reason: &str, now: Timestamp) -> PodStatus {
     let mut status = pod.status.clone().unwrap_or_default();
-    status.phase = Some(phase.into());
+    status.phase = Some(phase.as_str().into());
     if let Some(statuses) = status.container_statuses.as_mut() {
         for cs in statuses {
             let started_at = cs
@@ -113,6 +167,32 @@ fn finished(pod: &Pod, phase: &str, exit_code: i32, reason: &str, now: Timestamp
     status
 }
 
+/// ContainersReady, with upstream's reason and message when not.
+fn containers_ready_condition(pod: &Pod, ready: bool, now: Timestamp) -> PodCondition {
+    if ready {
+        condition("ContainersReady", true, None, None, now)
+    } else {
+        let msg = unready_message(pod);
+        condition(
+            "ContainersReady",
+            false,
+            Some("ContainersNotReady"),
+            Some(msg),
+            now,
+        )
+    }
+}
+
+/// The kubelet's message naming the containers that are not ready.
+fn unready_message(pod: &Pod) -> String {
+    let names: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.iter().map(|c| c.name.as_str()).collect())
+        .unwrap_or_default();
+    format!("containers with unready status: [{}]", names.join(" "))
+}
+
 /// The Ready condition: True only when the containers are ready and every
 /// `spec.readinessGates` condition is True (upstream's message otherwise).
 pub(crate) fn ready_condition(
@@ -122,7 +202,8 @@ pub(crate) fn ready_condition(
     now: Timestamp,
 ) -> PodCondition {
     if !containers_ready {
-        return condition("Ready", false, Some("ContainersNotReady"), None, now);
+        let msg = unready_message(pod);
+        return condition("Ready", false, Some("ContainersNotReady"), Some(msg), now);
     }
     let gates = pod
         .spec
@@ -302,7 +383,7 @@ mod tests {
     #[test]
     fn running_sets_everything_a_kubelet_would() {
         let now = Timestamp::now();
-        let s = running(&pod(&[]), "10.0.0.2", "10.244.0.5", now);
+        let s = running(&pod(&[]), "10.0.0.2", "10.244.0.5", true, now);
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip.as_deref(), Some("10.244.0.5"));
         assert_eq!(s.host_ips.as_ref().map(Vec::len), Some(1));
@@ -341,7 +422,7 @@ mod tests {
     fn readiness_gates_hold_ready_back() {
         let now = Timestamp::now();
         let mut p = pod(&["example.com/lb"]);
-        let s = running(&p, "h", "i", now);
+        let s = running(&p, "h", "i", true, now);
         let ready = cond(&s, "Ready");
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
@@ -372,6 +453,41 @@ mod tests {
     }
 
     #[test]
+    fn not_ready_pods_run_unready_until_flipped() {
+        let now = Timestamp::now();
+        let mut p = pod(&[]);
+        let s = running(&p, "h", "i", false, now);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        for ty in ["ContainersReady", "Ready"] {
+            let c = cond(&s, ty);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_deref(), c.message.as_deref()),
+                (
+                    "False",
+                    Some("ContainersNotReady"),
+                    Some("containers with unready status: [app]")
+                ),
+                "{ty}"
+            );
+        }
+        let cs = &s.container_statuses.as_ref().expect("statuses")[0];
+        assert!(!cs.ready && cs.started == Some(true));
+        assert_eq!(cond(&s, "Initialized").status, "True");
+
+        p.status = Some(s);
+        assert_eq!(resync(&p, false, now), None, "already says so");
+        let flipped = resync(&p, true, now).expect("a change");
+        assert_eq!(cond(&flipped, "Ready").status, "True");
+        assert_eq!(cond(&flipped, "ContainersReady").status, "True");
+        assert!(flipped.container_statuses.expect("statuses")[0].ready);
+
+        // A spec change is acknowledged even when readiness stands.
+        p.metadata.generation = Some(2);
+        let acked = resync(&p, false, now).expect("generation to acknowledge");
+        assert_eq!(cond(&acked, "Ready").status, "False");
+    }
+
+    #[test]
     fn finished_pods_are_terminal() {
         let now = Timestamp::now();
         let mut p = pod(&[]);
@@ -380,10 +496,26 @@ mod tests {
             ..Default::default()
         }]);
         assert!(is_job_owned(&p));
-        p.status = Some(running(&p, "h", "i", now));
-        for (s, phase, code) in [
-            (succeeded(&p, now), "Succeeded", 0),
-            (stopped(&p, now), "Failed", 143),
+        p.status = Some(running(&p, "h", "i", true, now));
+        let end = |phase, exit_code| End {
+            phase,
+            exit_code,
+            after: std::time::Duration::ZERO,
+        };
+        for (s, phase, code, reason) in [
+            (
+                ended(&p, &end(Terminal::Succeeded, 0), now),
+                "Succeeded",
+                0,
+                "Completed",
+            ),
+            (
+                ended(&p, &end(Terminal::Failed, 42), now),
+                "Failed",
+                42,
+                "Error",
+            ),
+            (stopped(&p, now), "Failed", 143, "Error"),
         ] {
             assert_eq!(s.phase.as_deref(), Some(phase));
             let cs = &s.container_statuses.as_ref().expect("statuses")[0];
@@ -392,7 +524,7 @@ mod tests {
                 .as_ref()
                 .and_then(|s| s.terminated.as_ref())
                 .expect("terminated");
-            assert_eq!(t.exit_code, code);
+            assert_eq!((t.exit_code, t.reason.as_deref()), (code, Some(reason)));
             assert!(t.started_at.is_some() && t.finished_at.is_some());
             assert!(!cs.ready);
             assert_eq!(cond(&s, "Ready").status, "False");

@@ -1,7 +1,9 @@
 //! Drives the pods bound to fake nodes: one `kube::runtime` controller over
 //! all pods that, for pods on our nodes, writes the Running status (with an
-//! IP from the node's pod CIDR), completes Job pods, keeps Ready in step with
-//! readiness gates, and removes pods being deleted.
+//! IP from the node's pod CIDR), ends pods as their script says (Job pods
+//! Succeeded by default), keeps Ready in step with the `ready` annotation
+//! and readiness gates, and removes pods being deleted. What to do is
+//! decided by [`next_step`]; this module only carries it out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,16 +16,22 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use tokio::time::Instant;
 
 use super::Error;
 use super::ipam::PodIps;
 use super::node::{Registered, patch_params};
-use super::pod_status::{self, is_terminal, phase};
+use super::pod_status::{self, is_terminal};
+use super::script::{Script, Step, next_step};
 
 struct Ctx {
     client: kube::Client,
     nodes: HashMap<String, Registered>,
     ips: Mutex<HashMap<String, PodIps>>,
+    /// When this process reported each running pod (by UID) Running: what
+    /// `run-for` counts from. `status.startTime` has whole seconds only, so
+    /// it serves just for pods started before a restart.
+    started: Mutex<HashMap<String, Instant>>,
     store: Store<Pod>,
 }
 
@@ -43,6 +51,7 @@ pub(crate) async fn run(client: kube::Client, registered: &[Registered]) {
         client,
         nodes,
         ips: Mutex::new(ips),
+        started: Mutex::new(HashMap::new()),
         store: controller.store(),
     });
     // Pods already running on these nodes keep their IPs across a restart;
@@ -78,11 +87,7 @@ impl Ctx {
     }
 
     fn with_ips<R>(&self, node: &str, f: impl FnOnce(&mut PodIps) -> R) -> Option<R> {
-        let mut all = self
-            .ips
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        all.get_mut(node).map(f)
+        lock(&self.ips).get_mut(node).map(f)
     }
 
     fn adopt(&self, pod: &Pod) {
@@ -103,7 +108,28 @@ impl Ctx {
     fn release(&self, node: &str, pod: &Pod) {
         if let Some(uid) = pod.metadata.uid.as_deref() {
             self.with_ips(node, |ips| ips.release(uid));
+            lock(&self.started).remove(uid);
         }
+    }
+
+    fn started(&self, uid: &str) {
+        lock(&self.started).insert(uid.into(), Instant::now());
+    }
+
+    /// How long the pod has been running (zero if it is not running).
+    fn running_for(&self, pod: &Pod, now: Timestamp) -> Duration {
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return Duration::ZERO;
+        };
+        if let Some(since) = lock(&self.started).get(uid) {
+            return since.elapsed();
+        }
+        // Started by an earlier run of the fake node: trust startTime.
+        pod.status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .and_then(|t| Duration::try_from(now.duration_since(t.0)).ok())
+            .unwrap_or(Duration::ZERO)
     }
 
     /// An IP for the pod, reclaiming those of pods that vanished unseen when
@@ -131,6 +157,10 @@ impl Ctx {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn error_policy(_pod: Arc<Pod>, err: &Error, _ctx: Arc<Ctx>) -> Action {
     tracing::warn!(error = %err, "fake node pod update failed; retrying");
     Action::requeue(Duration::from_secs(1))
@@ -147,72 +177,60 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ) else {
         return Ok(Action::await_change());
     };
+    let script = Script::of(&pod).unwrap_or_else(|e| {
+        tracing::warn!(namespace = %ns, pod = %name, error = %e, "ignoring the pod's fake.ironkube.dev annotations");
+        Script::default_for(&pod)
+    });
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let now = Timestamp::now();
-    if pod.metadata.deletion_timestamp.is_some() {
-        ctx.release(&node.name, &pod);
-        // The kubelet stops the containers, reports the terminal phase, then
-        // removes the pod with a zero grace period.
-        if !is_terminal(&pod) {
-            write_status(&api, &pod, pod_status::stopped(&pod, now)).await?;
-        }
-        let params = DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions {
-                uid: Some(uid.into()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        return match api.delete(name, &params).await {
-            Ok(_) => Ok(Action::await_change()),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
-                Ok(Action::await_change())
+    match next_step(&pod, &script, ctx.running_for(&pod, now)) {
+        Step::Remove { stop_first } => {
+            ctx.release(&node.name, &pod);
+            // The kubelet stops the containers, reports the terminal phase,
+            // then removes the pod with a zero grace period.
+            if stop_first {
+                write_status(&api, &pod, pod_status::stopped(&pod, now)).await?;
             }
-            Err(e) => Err(e.into()),
-        };
-    }
-    match phase(&pod) {
-        "Succeeded" | "Failed" => {
-            ctx.release(&node.name, &pod);
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(uid.into()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(name, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        "Running" if pod_status::is_job_owned(&pod) => {
+        Step::Done => ctx.release(&node.name, &pod),
+        Step::End(end) => {
             ctx.release(&node.name, &pod);
-            write_status(&api, &pod, pod_status::succeeded(&pod, now)).await?;
-            tracing::debug!(namespace = %ns, pod = %name, "job pod completed");
+            write_status(&api, &pod, pod_status::ended(&pod, &end, now)).await?;
+            tracing::debug!(namespace = %ns, pod = %name, phase = end.phase.as_str(), "pod ended");
         }
-        "Running" => {
-            // Readiness gates are set by others; Ready follows them. A spec
-            // change (new generation) is acknowledged as the kubelet does.
-            let observed = pod.status.as_ref().and_then(|s| s.observed_generation);
-            let conditions = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.clone())
-                .unwrap_or_default();
-            let desired = pod_status::ready_condition(&pod, &conditions, true, now);
-            let current = conditions.iter().find(|c| c.type_ == "Ready");
-            let ready_stale =
-                current.map(|c| (&c.status, &c.reason)) != Some((&desired.status, &desired.reason));
-            if ready_stale || observed != pod.metadata.generation {
-                let mut status = pod.status.clone().unwrap_or_default();
-                status.conditions = Some(pod_status::merge_conditions(conditions, vec![desired]));
+        Step::Run { recheck } => {
+            // Readiness gates are set by others and the ready annotation by
+            // the user; Ready follows both.
+            if let Some(status) = pod_status::resync(&pod, script.ready, now) {
                 write_status(&api, &pod, status).await?;
             }
+            if let Some(after) = recheck {
+                return Ok(Action::requeue(after));
+            }
         }
-        _ => {
+        Step::Start => {
             let pod_ip = if pod_status::uses_host_network(&pod) {
                 node.host_ip.clone()
             } else {
                 ctx.allocate(&node.name, uid)
                     .ok_or_else(|| Error::NoPodIp(node.name.clone()))?
             };
-            write_status(
-                &api,
-                &pod,
-                pod_status::running(&pod, &node.host_ip, &pod_ip, now),
-            )
-            .await?;
+            let status = pod_status::running(&pod, &node.host_ip, &pod_ip, script.ready, now);
+            write_status(&api, &pod, status).await?;
+            ctx.started(uid);
             tracing::debug!(namespace = %ns, pod = %name, %pod_ip, "pod running");
         }
     }

@@ -1,0 +1,48 @@
+//! What one kubelet is told on its command line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The kubelet version this node reports: the Kubernetes release whose CRI
+/// (`proto/runtime/v1/api.proto`) and behaviour it follows.
+pub const KUBELET_VERSION: &str = "v1.34.12";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_name: String,
+    /// Where the kubelet keeps its files (pod logs under `logs/`).
+    pub root_dir: PathBuf,
+    /// The CRI runtime's unix socket (`unix://` prefix optional).
+    pub runtime_endpoint: PathBuf,
+    /// This node's pod CIDR. Written to `spec.podCIDR` when the Node has none
+    /// and handed to the runtime (CRI UpdateRuntimeConfig), whose CNI
+    /// template turns it into the bridge's IP range.
+    pub pod_cidr: Option<String>,
+    /// The node's InternalIP.
+    pub node_ip: IpAddr,
+    /// Port of the kubelet's HTTP server (0: any free port).
+    pub port: u16,
+    /// How often the Lease in `kube-node-lease` is renewed.
+    pub lease_interval: Duration,
+    /// How often the node status (conditions' heartbeat, images) is written.
+    pub status_interval: Duration,
+    /// How often a pod worker relists its containers while the pod is active.
+    pub relist_interval: Duration,
+}
+
+impl Config {
+    pub fn new(node_name: impl Into<String>, root_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            root_dir: root_dir.into(),
+            runtime_endpoint: PathBuf::from("/run/containerd/containerd.sock"),
+            pod_cidr: None,
+            node_ip: IpAddr::from([127, 0, 0, 1]),
+            port: 10250,
+            lease_interval: Duration::from_secs(10),
+            status_interval: Duration::from_secs(60),
+            relist_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! A pod's side of the CRI: the sandbox and container configs built from the
+//! pod spec, and reading back what the runtime holds for a pod.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::status::{Observed, Sandbox};
+use crate::cri::{self, Runtime, v1};
+
+pub(crate) const POD_NAME: &str = "io.kubernetes.pod.name";
+pub(crate) const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub(crate) const POD_UID: &str = "io.kubernetes.pod.uid";
+pub(crate) const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// Marks the sandboxes of one node, so kubelets sharing a runtime (tests,
+/// several nodes on one machine) never touch each other's pods.
+pub(crate) const NODE: &str = "ironkube.dev/node";
+
+fn meta(pod: &Pod) -> (&str, &str, &str) {
+    (
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or(""),
+        pod.metadata.uid.as_deref().unwrap_or(""),
+    )
+}
+
+fn pod_labels(pod: &Pod) -> HashMap<String, String> {
+    let (ns, name, uid) = meta(pod);
+    HashMap::from([
+        (POD_NAME.to_string(), name.to_string()),
+        (POD_NAMESPACE.to_string(), ns.to_string()),
+        (POD_UID.to_string(), uid.to_string()),
+    ])
+}
+
+/// Where the pod's container logs go: `<root>/logs/<ns>_<name>_<uid>`, the
+/// layout of upstream's `/var/log/pods`.
+pub(crate) fn log_dir(root_dir: &Path, pod: &Pod) -> PathBuf {
+    let (ns, name, uid) = meta(pod);
+    root_dir.join("logs").join(format!("{ns}_{name}_{uid}"))
+}
+
+pub(crate) fn sandbox_config(
+    pod: &Pod,
+    node: &str,
+    root_dir: &Path,
+    attempt: u32,
+) -> v1::PodSandboxConfig {
+    let (ns, name, uid) = meta(pod);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let host_network = spec.host_network.unwrap_or(false);
+    let mode = |host: Option<bool>| {
+        if host.unwrap_or(false) {
+            v1::NamespaceMode::Node as i32
+        } else {
+            v1::NamespaceMode::Pod as i32
+        }
+    };
+    let pid = if spec.host_pid.unwrap_or(false) {
+        v1::NamespaceMode::Node as i32
+    } else if spec.share_process_namespace.unwrap_or(false) {
+        v1::NamespaceMode::Pod as i32
+    } else {
+        v1::NamespaceMode::Container as i32
+    };
+    let port_mappings = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.host_port.unwrap_or(0) > 0)
+        .map(|p| v1::PortMapping {
+            protocol: match p.protocol.as_deref() {
+                Some("UDP") => v1::Protocol::Udp as i32,
+                Some("SCTP") => v1::Protocol::Sctp as i32,
+                _ => v1::Protocol::Tcp as i32,
+            },
+            container_port: p.container_port,
+            host_port: p.host_port.unwrap_or(0),
+            host_ip: p.host_ip.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut labels = pod_labels(pod);
+    labels.insert(NODE.into(), node.into());
+    let hostname = if host_network {
+        String::new()
+    } else {
+        spec.hostname.clone().unwrap_or_else(|| name.to_string())
+    };
+    v1::PodSandboxConfig {
+        metadata: Some(v1::PodSandboxMetadata {
+            name: name.into(),
+            uid: uid.into(),
+            namespace: ns.into(),
+            attempt,
+        }),
+        hostname,
+        log_directory: log_dir(root_dir, pod).to_string_lossy().into_owned(),
+        port_mappings,
+        labels,
+        annotations: pod
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        linux: Some(v1::LinuxPodSandboxConfig {
+            cgroup_parent: cgroup_parent(pod),
+            security_context: Some(v1::LinuxSandboxSecurityContext {
+                namespace_options: Some(v1::NamespaceOption {
+                    network: mode(spec.host_network),
+                    pid,
+                    ipc: mode(spec.host_ipc),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pod's cgroup (cgroupfs layout, as upstream's kubelet names it):
+/// `/kubepods/pod<uid>` for Guaranteed pods, `/kubepods/<qos>/pod<uid>`
+/// otherwise. Limits on it come with the resources work.
+pub(crate) fn cgroup_parent(pod: &Pod) -> String {
+    let (_, _, uid) = meta(pod);
+    let qos = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.qos_class.clone())
+        .unwrap_or_else(|| {
+            let spec = pod.spec.clone().unwrap_or_default();
+            super::status::qos_class(
+                &spec.containers,
+                spec.init_containers.as_deref().unwrap_or(&[]),
+            )
+            .into()
+        });
+    match qos.as_str() {
+        "Guaranteed" => format!("/kubepods/pod{uid}"),
+        "Burstable" => format!("/kubepods/burstable/pod{uid}"),
+        _ => format!("/kubepods/besteffort/pod{uid}"),
+    }
+}
+
+/// `$(VAR)` references in `s` replaced by the values defined so far;
+/// `$$(VAR)` stays literal as `$(VAR)`, unknown references stay as written.
+pub(crate) fn expand(s: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 1..];
+        if let Some(after) = tail.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(inner) = tail.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match vars.get(name) {
+                Some(v) => out.push_str(v),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+pub(crate) fn container_config(
+    pod: &Pod,
+    c: &Container,
+    image_ref: &str,
+    attempt: u32,
+) -> v1::ContainerConfig {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let mut envs = Vec::new();
+    for e in c.env.iter().flatten() {
+        // valueFrom sources come with the volume and downward API work.
+        let value = expand(e.value.as_deref().unwrap_or(""), &vars);
+        vars.insert(e.name.clone(), value.clone());
+        envs.push(v1::KeyValue {
+            key: e.name.clone(),
+            value: value.into_bytes(),
+        });
+    }
+    let expand_all = |v: &Option<Vec<String>>| -> Vec<String> {
+        v.iter().flatten().map(|s| expand(s, &vars)).collect()
+    };
+    let mut labels = pod_labels(pod);
+    labels.insert(CONTAINER_NAME.into(), c.name.clone());
+    let annotations = HashMap::from([
+        (
+            "io.kubernetes.container.restartCount".to_string(),
+            attempt.to_string(),
+        ),
+        (
+            "io.kubernetes.container.terminationMessagePath".to_string(),
+            c.termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into()),
+        ),
+    ]);
+    v1::ContainerConfig {
+        metadata: Some(v1::ContainerMetadata {
+            name: c.name.clone(),
+            attempt,
+        }),
+        image: Some(v1::ImageSpec {
+            image: image_ref.into(),
+            user_specified_image: c.image.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        command: expand_all(&c.command),
+        args: expand_all(&c.args),
+        working_dir: c.working_dir.clone().unwrap_or_default(),
+        envs,
+        labels,
+        annotations,
+        log_path: format!("{}/{attempt}.log", c.name),
+        stdin: c.stdin.unwrap_or(false),
+        stdin_once: c.stdin_once.unwrap_or(false),
+        tty: c.tty.unwrap_or(false),
+        linux: Some(v1::LinuxContainerConfig::default()),
+        ..Default::default()
+    }
+}
+
+/// The pod's sandboxes, newest first.
+pub(crate) async fn sandboxes(rt: &Runtime, uid: &str) -> cri::Result<Vec<v1::PodSandbox>> {
+    let mut items = rt
+        .runtime
+        .clone()
+        .list_pod_sandbox(v1::ListPodSandboxRequest {
+            filter: Some(v1::PodSandboxFilter {
+                label_selector: HashMap::from([(POD_UID.to_string(), uid.to_string())]),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(cri::call("ListPodSandbox"))?
+        .into_inner()
+        .items;
+    items.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(items)
+}
+
+/// Every sandbox this node's kubelet created.
+pub(crate) async fn node_sandboxes(rt: &Runtime, node: &str) -> cri::Result<Vec<v1::PodSandbox>> {
+    Ok(rt
+        .runtime
+        .clone()
+        .list_pod_sandbox(v1::ListPodSandboxRequest {
+            filter: Some(v1::PodSandboxFilter {
+                label_selector: HashMap::from([(NODE.to_string(), node.to_string())]),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(cri::call("ListPodSandbox"))?
+        .into_inner()
+        .items)
+}
+
+/// The pod's containers (all sandboxes), with their full status.
+pub(crate) async fn containers(rt: &Runtime, uid: &str) -> cri::Result<Vec<v1::ContainerStatus>> {
+    let list = rt
+        .runtime
+        .clone()
+        .list_containers(v1::ListContainersRequest {
+            filter: Some(v1::ContainerFilter {
+                label_selector: HashMap::from([(POD_UID.to_string(), uid.to_string())]),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(cri::call("ListContainers"))?
+        .into_inner()
+        .containers;
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        match rt
+            .runtime
+            .clone()
+            .container_status(v1::ContainerStatusRequest {
+                container_id: c.id.clone(),
+                verbose: false,
+            })
+            .await
+        {
+            Ok(r) => out.extend(r.into_inner().status),
+            // Removed between the list and the status call.
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => return Err(cri::call("ContainerStatus")(s)),
+        }
+    }
+    Ok(out)
+}
+
+/// What the runtime holds for the pod: its ready sandbox (with IPs) and its
+/// containers by name, newest attempt first.
+pub(crate) async fn observe(rt: &Runtime, uid: &str) -> cri::Result<Observed> {
+    let ready = sandboxes(rt, uid)
+        .await?
+        .into_iter()
+        .find(|s| s.state == v1::PodSandboxState::SandboxReady as i32);
+    let sandbox = match ready {
+        None => None,
+        Some(s) => {
+            let status = rt
+                .runtime
+                .clone()
+                .pod_sandbox_status(v1::PodSandboxStatusRequest {
+                    pod_sandbox_id: s.id.clone(),
+                    verbose: false,
+                })
+                .await
+                .map_err(cri::call("PodSandboxStatus"))?
+                .into_inner()
+                .status;
+            let ips = status
+                .and_then(|st| st.network)
+                .map(|n| {
+                    std::iter::once(n.ip)
+                        .chain(n.additional_ips.into_iter().map(|p| p.ip))
+                        .filter(|ip| !ip.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Sandbox { id: s.id, ips })
+        }
+    };
+    let mut by_name: HashMap<String, Vec<v1::ContainerStatus>> = HashMap::new();
+    for c in containers(rt, uid).await? {
+        let name = c
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        by_name.entry(name).or_default().push(c);
+    }
+    for history in by_name.values_mut() {
+        history.sort_by(|a, b| {
+            let attempt =
+                |c: &v1::ContainerStatus| c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0);
+            attempt(b)
+                .cmp(&attempt(a))
+                .then(b.created_at.cmp(&a.created_at))
+        });
+    }
+    Ok(Observed {
+        sandbox,
+        containers: by_name,
+    })
+}
+
+/// Stops and removes every sandbox of the pod (and so its containers),
+/// giving running containers `grace_seconds` to exit after SIGTERM.
+pub(crate) async fn kill_pod(rt: &Runtime, uid: &str, grace_seconds: i64) -> cri::Result<()> {
+    stop_containers(rt, uid, grace_seconds).await?;
+    for s in sandboxes(rt, uid).await? {
+        remove_sandbox(rt, &s.id).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn stop_containers(
+    rt: &Runtime,
+    uid: &str,
+    grace_seconds: i64,
+) -> cri::Result<()> {
+    let running: Vec<String> = containers(rt, uid)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == v1::ContainerState::ContainerRunning as i32)
+        .map(|c| c.id)
+        .collect();
+    let stops = running.into_iter().map(|id| {
+        let mut client = rt.runtime.clone();
+        async move {
+            client
+                .stop_container(v1::StopContainerRequest {
+                    container_id: id,
+                    timeout: grace_seconds,
+                })
+                .await
+                .map_err(cri::call("StopContainer"))
+        }
+    });
+    for r in futures::future::join_all(stops).await {
+        r?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn stop_sandboxes(rt: &Runtime, uid: &str) -> cri::Result<()> {
+    for s in sandboxes(rt, uid).await? {
+        rt.runtime
+            .clone()
+            .stop_pod_sandbox(v1::StopPodSandboxRequest {
+                pod_sandbox_id: s.id,
+            })
+            .await
+            .map_err(cri::call("StopPodSandbox"))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn remove_sandbox(rt: &Runtime, id: &str) -> cri::Result<()> {
+    let mut client = rt.runtime.clone();
+    client
+        .stop_pod_sandbox(v1::StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        })
+        .await
+        .map_err(cri::call("StopPodSandbox"))?;
+    client
+        .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        })
+        .await
+        .map_err(cri::call("RemovePodSandbox"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables() {
+        let vars = HashMap::from([("A".to_string(), "x".to_string())]);
+        assert_eq!(expand("$(A)-$(B)", &vars), "x-$(B)");
+        assert_eq!(expand("$$(A) $ a", &vars), "$(A) $ a");
+        assert_eq!(expand("$(A", &vars), "$(A");
+    }
+}

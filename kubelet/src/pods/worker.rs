@@ -1,0 +1,555 @@
+//! One task per pod: it drives the runtime toward the pod's spec and writes
+//! the pod's status, and tears the pod down when it is deleted.
+//!
+//! ```text
+//!   pod bound ──► sync: sandbox → init containers in order → containers
+//!                  │      (restarts per restartPolicy, with back-off)
+//!                  │      relist every second while the pod is active
+//!                  ├─ phase Succeeded/Failed ─► stop sandbox, idle until deleted
+//!                  └─ deletionTimestamp ─► stop containers (grace period)
+//!                         → final status → remove sandbox → delete pod (grace 0)
+//!   pod gone from the API (force delete) ─► stop and remove, nothing written
+//! ```
+//!
+//! The latest pod wins: the manager replaces the value in the worker's
+//! `watch` channel, and the worker always syncs the newest one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use tokio::sync::watch;
+
+use super::runtime::{self, log_dir};
+use super::status::{self, Observed, is_exited};
+use super::{Ctx, Error};
+use crate::cri::{self, v1};
+use crate::node::patch_params;
+
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How often an idle (terminal) pod is looked at again.
+const IDLE: Duration = Duration::from_secs(60);
+const RETRY: Duration = Duration::from_secs(2);
+
+enum Next {
+    Wait(Duration),
+    Done,
+}
+
+/// A failed pull and when the next may be tried.
+struct PullFailure {
+    retry_at: Timestamp,
+    delay: Duration,
+    message: String,
+    /// Reported as ErrImagePull once; then ImagePullBackOff until the retry.
+    reported: bool,
+}
+
+pub(crate) struct Worker {
+    ctx: Arc<Ctx>,
+    uid: String,
+    /// Per container name, the back-off before its next restart.
+    restart_delay: HashMap<String, Duration>,
+    pull_failures: HashMap<String, PullFailure>,
+    /// Waiting reasons for the status, recomputed by each sync.
+    waiting: HashMap<String, (String, String)>,
+    sandbox_stopped: bool,
+}
+
+impl Worker {
+    pub(crate) fn new(ctx: Arc<Ctx>, uid: String) -> Self {
+        Self {
+            ctx,
+            uid,
+            restart_delay: HashMap::new(),
+            pull_failures: HashMap::new(),
+            waiting: HashMap::new(),
+            sandbox_stopped: false,
+        }
+    }
+
+    /// Runs until the pod is torn down. `None` in the channel: the pod left
+    /// the API without being torn down by us.
+    pub(crate) async fn run(mut self, mut rx: watch::Receiver<Option<Arc<Pod>>>) {
+        let mut last: Option<Arc<Pod>> = None;
+        loop {
+            let current = rx.borrow_and_update().clone();
+            let next = match current {
+                Some(pod) => {
+                    last = Some(pod.clone());
+                    match self.sync(&pod).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::warn!(pod = %name(&pod), error = %e, "pod sync failed");
+                            Next::Wait(RETRY)
+                        }
+                    }
+                }
+                None => {
+                    let grace = last.as_deref().map(grace_seconds).unwrap_or(0);
+                    match runtime::kill_pod(&self.ctx.runtime, &self.uid, grace).await {
+                        Ok(()) => {
+                            if let Some(pod) = &last {
+                                let _ = tokio::fs::remove_dir_all(log_dir(
+                                    &self.ctx.config.root_dir,
+                                    pod,
+                                ))
+                                .await;
+                            }
+                            Next::Done
+                        }
+                        Err(e) => {
+                            tracing::warn!(uid = %self.uid, error = %e, "removing a deleted pod's sandbox failed");
+                            Next::Wait(RETRY)
+                        }
+                    }
+                }
+            };
+            let wait = match next {
+                Next::Done => return,
+                Next::Wait(d) => d,
+            };
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn sync(&mut self, pod: &Pod) -> Result<Next, Error> {
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate(pod).await;
+        }
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            // Terminal: nothing runs again; the sandbox (and its IP) goes.
+            if !self.sandbox_stopped {
+                runtime::stop_containers(&self.ctx.runtime, &self.uid, 0).await?;
+                runtime::stop_sandboxes(&self.ctx.runtime, &self.uid).await?;
+                self.sandbox_stopped = true;
+            }
+            return Ok(Next::Wait(IDLE));
+        }
+        let mut observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
+        self.waiting.clear();
+        if observed.sandbox.is_none() {
+            // Let the pod show ContainerCreating while CNI and the pause
+            // container come up.
+            self.write_status(pod, &observed, false).await?;
+            let attempt = runtime::sandboxes(&self.ctx.runtime, &self.uid)
+                .await?
+                .len();
+            let config = self.sandbox_config(pod, u32::try_from(attempt).unwrap_or(0));
+            tokio::fs::create_dir_all(&config.log_directory)
+                .await
+                .map_err(Error::Io)?;
+            self.ctx
+                .runtime
+                .runtime
+                .clone()
+                .run_pod_sandbox(v1::RunPodSandboxRequest {
+                    config: Some(config),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .map_err(cri::call("RunPodSandbox"))?;
+            observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
+        }
+        let Some(sandbox_id) = observed.sandbox.as_ref().map(|s| s.id.clone()) else {
+            return Ok(Next::Wait(RETRY));
+        };
+        let mut acted = false;
+        for (container, attempt) in self.plan(pod, &observed) {
+            acted = true;
+            self.start(pod, &container, attempt, &sandbox_id).await?;
+        }
+        if acted {
+            observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
+        }
+        let status = self.write_status(pod, &observed, false).await?;
+        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+            runtime::stop_sandboxes(&self.ctx.runtime, &self.uid).await?;
+            self.sandbox_stopped = true;
+            return Ok(Next::Wait(IDLE));
+        }
+        Ok(Next::Wait(self.ctx.config.relist_interval))
+    }
+
+    /// The containers to start now, with their attempt numbers: the first
+    /// init container that has not succeeded, or else every container that
+    /// has not run or should be restarted and is out of back-off. Records
+    /// CrashLoopBackOff for those still backing off.
+    fn plan(&mut self, pod: &Pod, observed: &Observed) -> Vec<(Container, u32)> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let policy = spec
+            .restart_policy
+            .as_deref()
+            .unwrap_or("Always")
+            .to_string();
+        let mut start = Vec::new();
+        for c in spec.init_containers.iter().flatten() {
+            match observed.latest(&c.name) {
+                None => {
+                    start.push((c.clone(), 0));
+                    return start;
+                }
+                Some(l) if is_exited(l) && l.exit_code == 0 => continue,
+                Some(l) if is_exited(l) => {
+                    if policy != "Never" {
+                        self.restart_or_back_off(pod, c, l, &mut start);
+                    }
+                    return start;
+                }
+                Some(_) => return start,
+            }
+        }
+        for c in &spec.containers {
+            match observed.latest(&c.name) {
+                None => start.push((c.clone(), 0)),
+                Some(l) if is_exited(l) => {
+                    let restart = policy == "Always" || (policy == "OnFailure" && l.exit_code != 0);
+                    if restart {
+                        self.restart_or_back_off(pod, c, l, &mut start);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        start
+    }
+
+    fn restart_or_back_off(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        exited: &v1::ContainerStatus,
+        start: &mut Vec<(Container, u32)>,
+    ) {
+        let attempt = exited.metadata.as_ref().map(|m| m.attempt).unwrap_or(0);
+        let now_ns = i128::from(Timestamp::now().as_nanosecond() as i64);
+        match self.restart_delay.get(&c.name) {
+            Some(delay) if i128::from(exited.finished_at) + delay.as_nanos() as i128 > now_ns => {
+                self.waiting.insert(
+                    c.name.clone(),
+                    (
+                        "CrashLoopBackOff".into(),
+                        format!(
+                            "back-off {}s restarting failed container={} pod={}",
+                            delay.as_secs(),
+                            c.name,
+                            name(pod)
+                        ),
+                    ),
+                );
+            }
+            current => {
+                let next = current.map_or(BACKOFF_INITIAL, |d| (*d * 2).min(BACKOFF_MAX));
+                self.restart_delay.insert(c.name.clone(), next);
+                start.push((c.clone(), attempt + 1));
+            }
+        }
+    }
+
+    /// Pulls the image if needed, then creates and starts the container. A
+    /// failure becomes the container's waiting reason, not an error.
+    async fn start(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+        sandbox_id: &str,
+    ) -> Result<(), Error> {
+        let image_ref = match self.ensure_image(pod, c).await {
+            Ok(r) => r,
+            Err((reason, message)) => {
+                self.waiting.insert(c.name.clone(), (reason, message));
+                return Ok(());
+            }
+        };
+        let config = runtime::container_config(pod, c, &image_ref, attempt);
+        let dir = log_dir(&self.ctx.config.root_dir, pod).join(&c.name);
+        tokio::fs::create_dir_all(&dir).await.map_err(Error::Io)?;
+        let sandbox_config = self.sandbox_config(pod, 0);
+        let mut client = self.ctx.runtime.runtime.clone();
+        let created = client
+            .create_container(v1::CreateContainerRequest {
+                pod_sandbox_id: sandbox_id.into(),
+                config: Some(config),
+                sandbox_config: Some(sandbox_config),
+            })
+            .await;
+        let id = match created {
+            Ok(r) => r.into_inner().container_id,
+            Err(s) => {
+                self.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerError".into(), s.message().into()),
+                );
+                return Ok(());
+            }
+        };
+        if let Err(s) = client
+            .start_container(v1::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+        {
+            tracing::warn!(pod = %name(pod), container = %c.name, error = %s, "starting container failed");
+            // Leave the failed container as the attempt's record only when
+            // the runtime marked it exited; a created one is removed.
+            let _ = client
+                .remove_container(v1::RemoveContainerRequest { container_id: id })
+                .await;
+            self.waiting.insert(
+                c.name.clone(),
+                ("RunContainerError".into(), s.message().into()),
+            );
+        }
+        Ok(())
+    }
+
+    /// The image's ID, pulled per `imagePullPolicy`, or the waiting reason.
+    async fn ensure_image(&mut self, pod: &Pod, c: &Container) -> Result<String, (String, String)> {
+        let image = c.image.clone().unwrap_or_default();
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| default_pull_policy(&image).into());
+        let mut images = self.ctx.runtime.images.clone();
+        let present = images
+            .image_status(v1::ImageStatusRequest {
+                image: Some(v1::ImageSpec {
+                    image: image.clone(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .map_err(|s| ("ErrImagePull".to_string(), s.message().to_string()))?
+            .into_inner()
+            .image
+            .map(|i| i.id);
+        match (policy.as_str(), present) {
+            ("Never", Some(id)) | ("IfNotPresent", Some(id)) => return Ok(id),
+            ("Never", None) => {
+                return Err((
+                    "ErrImageNeverPull".into(),
+                    format!("Container image \"{image}\" is not present with pull policy of Never"),
+                ));
+            }
+            _ => {}
+        }
+        let now = Timestamp::now();
+        if let Some(f) = self.pull_failures.get_mut(&c.name)
+            && now < f.retry_at
+        {
+            let reason = if f.reported {
+                "ImagePullBackOff"
+            } else {
+                "ErrImagePull"
+            };
+            f.reported = true;
+            let message = if reason == "ImagePullBackOff" {
+                format!("Back-off pulling image \"{image}\": {}", f.message)
+            } else {
+                f.message.clone()
+            };
+            return Err((reason.into(), message));
+        }
+        tracing::info!(pod = %name(pod), %image, "pulling image");
+        let pulled = images
+            .pull_image(v1::PullImageRequest {
+                image: Some(v1::ImageSpec {
+                    image: image.clone(),
+                    ..Default::default()
+                }),
+                auth: None,
+                sandbox_config: Some(self.sandbox_config(pod, 0)),
+            })
+            .await;
+        match pulled {
+            Ok(r) => {
+                self.pull_failures.remove(&c.name);
+                Ok(r.into_inner().image_ref)
+            }
+            Err(s) => {
+                let delay = self
+                    .pull_failures
+                    .get(&c.name)
+                    .map_or(BACKOFF_INITIAL, |f| (f.delay * 2).min(BACKOFF_MAX));
+                let message = format!("failed to pull image \"{image}\": {}", s.message());
+                tracing::info!(pod = %name(pod), %image, error = %s.message(), "image pull failed");
+                self.pull_failures.insert(
+                    c.name.clone(),
+                    PullFailure {
+                        retry_at: now
+                            .checked_add(
+                                k8s_openapi::jiff::SignedDuration::try_from(delay)
+                                    .unwrap_or_default(),
+                            )
+                            .unwrap_or(now),
+                        delay,
+                        message: message.clone(),
+                        reported: true,
+                    },
+                );
+                Err(("ErrImagePull".into(), message))
+            }
+        }
+    }
+
+    /// Stops the containers within the grace period, writes the final
+    /// status, removes the sandbox and finally the pod object itself.
+    async fn terminate(&mut self, pod: &Pod) -> Result<Next, Error> {
+        let rt = &self.ctx.runtime;
+        runtime::stop_containers(rt, &self.uid, grace_seconds(pod)).await?;
+        let observed = runtime::observe(rt, &self.uid).await?;
+        self.waiting.clear();
+        self.write_status(pod, &observed, true).await?;
+        for s in runtime::sandboxes(rt, &self.uid).await? {
+            runtime::remove_sandbox(rt, &s.id).await?;
+        }
+        let _ = tokio::fs::remove_dir_all(log_dir(&self.ctx.config.root_dir, pod)).await;
+        let (Some(ns), Some(pod_name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            return Ok(Next::Done);
+        };
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(pod_name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(pod = %name(pod), "pod terminated and removed");
+        Ok(Next::Done)
+    }
+
+    fn sandbox_config(&self, pod: &Pod, attempt: u32) -> v1::PodSandboxConfig {
+        runtime::sandbox_config(pod, &self.ctx.node.name, &self.ctx.config.root_dir, attempt)
+    }
+
+    /// Writes the computed status through `pods/status` when it differs from
+    /// the pod's, guarded by the resourceVersion it was computed from (a
+    /// conflict is left to the next sync, which sees the newer pod).
+    async fn write_status(
+        &self,
+        pod: &Pod,
+        observed: &Observed,
+        terminating: bool,
+    ) -> Result<PodStatus, Error> {
+        let status = status::compute(
+            pod,
+            observed,
+            &status::Context {
+                host_ip: &self.ctx.node.host_ip,
+                runtime_name: &self.ctx.node.runtime_name,
+                waiting: &self.waiting,
+                terminating,
+                now: Timestamp::now(),
+            },
+        );
+        if pod.status.as_ref() == Some(&status) {
+            return Ok(status);
+        }
+        let (Some(ns), Some(pod_name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            return Ok(status);
+        };
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let mut patch = serde_json::json!({ "status": status });
+        if !terminating {
+            patch["metadata"] =
+                serde_json::json!({ "resourceVersion": pod.metadata.resource_version });
+        }
+        match api
+            .patch_status(pod_name, &patch_params(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(status)
+    }
+}
+
+/// `Always` for `:latest` or untagged images, `IfNotPresent` otherwise (the
+/// API server normally defaults the field already).
+fn default_pull_policy(image: &str) -> &'static str {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        "IfNotPresent"
+    } else {
+        match last.split_once(':') {
+            None | Some((_, "latest")) => "Always",
+            Some(_) => "IfNotPresent",
+        }
+    }
+}
+
+fn grace_seconds(pod: &Pod) -> i64 {
+    pod.metadata
+        .deletion_grace_period_seconds
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30)
+        .max(0)
+}
+
+fn name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::is_running;
+    use super::*;
+
+    #[test]
+    fn pull_policy_defaults() {
+        assert_eq!(default_pull_policy("busybox"), "Always");
+        assert_eq!(default_pull_policy("busybox:latest"), "Always");
+        assert_eq!(default_pull_policy("localhost:5000/busybox"), "Always");
+        assert_eq!(
+            default_pull_policy("localhost:5000/busybox:1.36"),
+            "IfNotPresent"
+        );
+        assert_eq!(default_pull_policy("busybox@sha256:ab"), "IfNotPresent");
+    }
+
+    #[test]
+    fn running_check() {
+        let c = v1::ContainerStatus {
+            state: v1::ContainerState::ContainerRunning as i32,
+            ..Default::default()
+        };
+        assert!(is_running(&c));
+    }
+}

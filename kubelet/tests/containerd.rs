@@ -1,0 +1,551 @@
+//! End-to-end tests of the kubelet on a real containerd: an in-process API
+//! server, the kubelet under test, and pods bound by `spec.nodeName` (no
+//! scheduler). containerd is started with `hack/containerd.sh start` and the
+//! test images come from `hack/conformance images` when they are missing.
+//! Every test uses its own node name; a guard removes the sandboxes it
+//! created even when the test fails.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, PostParams};
+use kubelet::cri::{Runtime, v1};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+const SOCKET: &str = "/run/containerd/containerd.sock";
+const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.37.0-1";
+const PAUSE: &str = "registry.k8s.io/pause:3.10.1";
+/// Every test kubelet shares the one containerd, and so its CNI network.
+const POD_CIDR: &str = "10.244.0.0/24";
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Starts containerd and imports the images, once per test binary.
+static SETUP: Mutex<bool> = Mutex::new(false);
+
+async fn ensure_containerd() -> TestResult<Runtime> {
+    {
+        let mut done = SETUP.lock().unwrap_or_else(|p| p.into_inner());
+        if !*done {
+            let status = Command::new("bash")
+                .arg(repo_root().join("hack/containerd.sh"))
+                .arg("start")
+                .status()?;
+            assert!(status.success(), "hack/containerd.sh start failed");
+            *done = true;
+        }
+    }
+    let runtime = Runtime::connect(Path::new(SOCKET)).await?;
+    for image in [BUSYBOX, PAUSE] {
+        let present = runtime
+            .images
+            .clone()
+            .image_status(v1::ImageStatusRequest {
+                image: Some(v1::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await?
+            .into_inner()
+            .image
+            .is_some();
+        if !present {
+            let _guard = SETUP.lock().unwrap_or_else(|p| p.into_inner());
+            let status = Command::new("bash")
+                .arg(repo_root().join("hack/conformance"))
+                .arg("images")
+                .status()?;
+            assert!(status.success(), "hack/conformance images failed");
+        }
+    }
+    Ok(runtime)
+}
+
+/// One API server and one kubelet named `node`; dropping it stops the
+/// kubelet and removes every sandbox it created.
+struct Env {
+    client: kube::Client,
+    node: String,
+    kubelet: tokio::task::JoinHandle<()>,
+    _server: apiserver::testing::TestServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start(node: &str) -> TestResult<Self> {
+        ensure_containerd().await?;
+        let dir = tempfile::tempdir()?;
+        let server = apiserver::testing::spawn(dir.path()).await?;
+        let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
+        let mut config = kubelet::Config::new(node, dir.path().join("kubelet"));
+        config.runtime_endpoint = PathBuf::from(SOCKET);
+        config.pod_cidr = Some(POD_CIDR.into());
+        config.port = 0;
+        config.lease_interval = Duration::from_secs(1);
+        std::fs::create_dir_all(&config.root_dir)?;
+        let kc = client.clone();
+        let kubelet = tokio::spawn(async move {
+            if let Err(e) = kubelet::run(kc, config).await {
+                panic!("kubelet failed: {e}");
+            }
+        });
+        Ok(Self {
+            client,
+            node: node.into(),
+            kubelet,
+            _server: server,
+            _dir: dir,
+        })
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), "default")
+    }
+
+    async fn create(&self, pod: Pod) -> TestResult<Pod> {
+        Ok(self.pods().create(&PostParams::default(), &pod).await?)
+    }
+
+    /// Polls the pod until `check` holds; the error shows its last status.
+    async fn wait_pod(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Pod) -> bool,
+    ) -> TestResult<Pod> {
+        let api = self.pods();
+        let last = Mutex::new(None);
+        let found = eventually(what, || {
+            let api = api.clone();
+            let last = &last;
+            let check = &check;
+            async move {
+                let pod = api.get_opt(name).await.ok().flatten()?;
+                let ok = check(&pod);
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(pod.status.clone());
+                ok.then_some(pod)
+            }
+        })
+        .await;
+        found.map_err(|e| {
+            format!(
+                "{e}; last status: {:?}",
+                last.lock().unwrap_or_else(|p| p.into_inner())
+            )
+            .into()
+        })
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kubelet.abort();
+        let node = self.node.clone();
+        // A runtime of its own: Drop may run inside or outside the test's.
+        let cleaned = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(remove_sandboxes(&node))
+                .map_err(|e| e.to_string())
+        })
+        .join();
+        if let Ok(Err(e)) = cleaned {
+            eprintln!("cleaning up sandboxes of {}: {e}", self.node);
+        }
+    }
+}
+
+async fn remove_sandboxes(node: &str) -> TestResult {
+    let runtime = Runtime::connect(Path::new(SOCKET)).await?;
+    let mut client = runtime.runtime.clone();
+    let sandboxes = client
+        .list_pod_sandbox(v1::ListPodSandboxRequest {
+            filter: Some(v1::PodSandboxFilter {
+                label_selector: HashMap::from([(
+                    "ironkube.dev/node".to_string(),
+                    node.to_string(),
+                )]),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .items;
+    for s in sandboxes {
+        client
+            .stop_pod_sandbox(v1::StopPodSandboxRequest {
+                pod_sandbox_id: s.id.clone(),
+            })
+            .await?;
+        client
+            .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+                pod_sandbox_id: s.id,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> TestResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if start.elapsed() > DEADLINE {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn busybox_pod(name: &str, node: &str, policy: &str, script: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            restart_policy: Some(policy.into()),
+            termination_grace_period_seconds: Some(5),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some(BUSYBOX.into()),
+                image_pull_policy: Some("IfNotPresent".into()),
+                command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn main_status(pod: &Pod) -> Option<&ContainerStatus> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.first()
+}
+
+fn condition(pod: &Pod, ty: &str) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == ty)
+        .map(|c| c.status.clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_registers_ready_with_machine_facts() -> TestResult {
+    let env = Env::start("kubelet-test-node").await?;
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let node = eventually("node Ready", || async {
+        let n = nodes.get_opt("kubelet-test-node").await.ok().flatten()?;
+        let ready = n
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(n)
+    })
+    .await?;
+    let status = node.status.clone().unwrap_or_default();
+    let capacity = status.capacity.unwrap_or_default();
+    let cpus = std::thread::available_parallelism()?.get().to_string();
+    assert_eq!(capacity.get("cpu").map(|q| q.0.clone()), Some(cpus));
+    assert_eq!(capacity.get("pods").map(|q| q.0.as_str()), Some("110"));
+    assert!(capacity.get("memory").is_some_and(|q| q.0.ends_with("Ki")));
+    assert!(capacity.contains_key("ephemeral-storage"));
+    let info = status.node_info.unwrap_or_default();
+    assert!(
+        info.container_runtime_version.starts_with("containerd://"),
+        "{info:?}"
+    );
+    assert!(info.kubelet_version.starts_with("v1.34."));
+    assert_eq!(info.operating_system, "linux");
+    assert!(!info.kernel_version.is_empty());
+    let images = status.images.unwrap_or_default();
+    assert!(
+        images
+            .iter()
+            .flat_map(|i| i.names.iter().flatten())
+            .any(|n| n == BUSYBOX),
+        "busybox not among the node's images"
+    );
+    let port = status
+        .daemon_endpoints
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port);
+    assert!(port.is_some_and(|p| p > 0));
+    let labels = node.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("kubernetes.io/hostname").map(String::as_str),
+        Some("kubelet-test-node")
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/os").map(String::as_str),
+        Some("linux")
+    );
+    assert_eq!(
+        node.spec.and_then(|s| s.pod_cidr).as_deref(),
+        Some(POD_CIDR)
+    );
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-node-lease");
+    eventually("lease", || async {
+        leases.get_opt("kubelet-test-node").await.ok().flatten()
+    })
+    .await?;
+    // /healthz of the kubelet's server.
+    let port = port.unwrap_or_default();
+    let body = http_get(port, "/healthz").await?;
+    assert_eq!(body, "ok");
+    Ok(())
+}
+
+/// A minimal HTTP/1.0 GET against the kubelet on loopback.
+async fn http_get(port: i32, path: &str) -> TestResult<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = u16::try_from(port)?;
+    let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("GET {path}: {head}").into());
+    }
+    Ok(body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completed_and_failed_pods_reach_their_phases() -> TestResult {
+    let env = Env::start("kubelet-test-exit").await?;
+    env.create(busybox_pod(
+        "ok",
+        &env.node,
+        "Never",
+        "echo hello from ok; exit 0",
+    ))
+    .await?;
+    env.create(busybox_pod("bad", &env.node, "Never", "exit 3"))
+        .await?;
+    let ok = env
+        .wait_pod("ok", "ok Succeeded", |p| phase(p) == "Succeeded")
+        .await?;
+    let terminated = main_status(&ok)
+        .and_then(|s| s.state.clone())
+        .and_then(|s| s.terminated)
+        .ok_or("no terminated state")?;
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let cs = main_status(&ok).ok_or("no container status")?;
+    assert!(
+        cs.container_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("containerd://"))
+    );
+    assert!(!cs.image_id.is_empty());
+    assert_eq!(condition(&ok, "Ready").as_deref(), Some("False"));
+    assert_eq!(condition(&ok, "Initialized").as_deref(), Some("True"));
+    let status = ok.status.clone().unwrap_or_default();
+    assert!(status.start_time.is_some());
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+
+    let bad = env
+        .wait_pod("bad", "bad Failed", |p| phase(p) == "Failed")
+        .await?;
+    let terminated = main_status(&bad)
+        .and_then(|s| s.state.clone())
+        .and_then(|s| s.terminated)
+        .ok_or("no terminated state")?;
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (3, Some("Error"))
+    );
+
+    // The container's log through the kubelet's HTTP server.
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let port = nodes
+        .get(&env.node)
+        .await?
+        .status
+        .and_then(|s| s.daemon_endpoints)
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port)
+        .ok_or("no kubelet port")?;
+    let log = http_get(port, "/containerLogs/default/ok/main").await?;
+    assert_eq!(log, "hello from ok\n");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_pod_is_ready_with_an_ip_and_deletion_removes_it() -> TestResult {
+    let env = Env::start("kubelet-test-run").await?;
+    let mut pod = busybox_pod(
+        "web",
+        &env.node,
+        "Always",
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+    );
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.init_containers = Some(vec![Container {
+            name: "init".into(),
+            image: Some(BUSYBOX.into()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(vec!["true".into()]),
+            ..Default::default()
+        }]);
+    }
+    let created = env.create(pod).await?;
+    let uid = created.metadata.uid.clone().unwrap_or_default();
+    let running = env
+        .wait_pod("web", "web Running and Ready", |p| {
+            phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await?;
+    for ty in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+    ] {
+        assert_eq!(condition(&running, ty).as_deref(), Some("True"), "{ty}");
+    }
+    let ip: Ipv4Addr = running
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .ok_or("no pod IP")?
+        .parse()?;
+    let o = ip.octets();
+    assert_eq!(
+        (o[0], o[1], o[2]),
+        (10, 244, 0),
+        "pod IP {ip} outside {POD_CIDR}"
+    );
+    let init = running
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .and_then(|s| s.first())
+        .and_then(|s| s.state.clone())
+        .and_then(|s| s.terminated)
+        .ok_or("init container not terminated")?;
+    assert_eq!(init.reason.as_deref(), Some("Completed"));
+
+    env.pods().delete("web", &DeleteParams::default()).await?;
+    eventually("web removed", || async {
+        env.pods()
+            .get_opt("web")
+            .await
+            .ok()
+            .map(|p| p.is_none())
+            .and_then(|gone| gone.then_some(()))
+    })
+    .await?;
+    let runtime = Runtime::connect(Path::new(SOCKET)).await?;
+    let left = runtime
+        .runtime
+        .clone()
+        .list_containers(v1::ListContainersRequest {
+            filter: Some(v1::ContainerFilter {
+                label_selector: HashMap::from([("io.kubernetes.pod.uid".to_string(), uid)]),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .containers;
+    assert!(left.is_empty(), "containers left: {left:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn absent_image_reports_pull_errors() -> TestResult {
+    let env = Env::start("kubelet-test-pull").await?;
+    let mut pod = busybox_pod("absent", &env.node, "Always", "true");
+    if let Some(c) = pod.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        c.image = Some("127.0.0.1:1/ironkube/absent:v1".into());
+    }
+    env.create(pod).await?;
+    let pod = env
+        .wait_pod("absent", "ErrImagePull", |p| {
+            let reason = main_status(p)
+                .and_then(|s| s.state.as_ref())
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.clone());
+            matches!(reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff"))
+        })
+        .await?;
+    assert_eq!(phase(&pod), "Pending");
+    env.wait_pod("absent", "ImagePullBackOff", |p| {
+        main_status(p)
+            .and_then(|s| s.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+            == Some("ImagePullBackOff")
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashing_container_backs_off() -> TestResult {
+    let env = Env::start("kubelet-test-crash").await?;
+    env.create(busybox_pod("crash", &env.node, "Always", "exit 1"))
+        .await?;
+    let pod = env
+        .wait_pod("crash", "CrashLoopBackOff", |p| {
+            main_status(p)
+                .and_then(|s| s.state.as_ref())
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                == Some("CrashLoopBackOff")
+        })
+        .await?;
+    let cs = main_status(&pod).ok_or("no status")?;
+    assert!(cs.restart_count >= 1);
+    assert_eq!(
+        cs.last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code),
+        Some(1)
+    );
+    assert_eq!(phase(&pod), "Running");
+    Ok(())
+}
