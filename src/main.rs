@@ -183,6 +183,35 @@ struct ServerArgs {
     /// out controllers and the scheduler without a node agent.
     #[arg(long, default_value_t = 0)]
     fake_nodes: usize,
+    /// With `server`: also run the kubelet in this process, registering this
+    /// machine as a Node and running its pods on containerd (opt-in: it
+    /// needs a running containerd).
+    #[arg(long)]
+    kubelet: bool,
+    /// With --kubelet: the Node's name (default: the host name).
+    #[arg(long, requires = "kubelet")]
+    node_name: Option<String>,
+    /// With --kubelet: where the kubelet keeps its files (default DATA_DIR/kubelet).
+    #[arg(long, requires = "kubelet")]
+    kubelet_root_dir: Option<PathBuf>,
+    /// With --kubelet: containerd's CRI socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_address: PathBuf,
+    /// With --kubelet: this node's pod CIDR, handed to containerd's CNI template.
+    #[arg(long, requires = "kubelet")]
+    pod_cidr: Option<String>,
+    /// With --kubelet: port of the kubelet's HTTP server (0: any free port).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+}
+
+/// The node name a kubelet takes without --node-name: the host name,
+/// lower-cased as upstream does.
+fn host_node_name() -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("reading the host name")?
+        .trim()
+        .to_lowercase())
 }
 
 /// A Go-style duration: a sequence of numbers with units h, m, s, ms (e.g. `1h30m`, `5m`, `0`).
@@ -309,7 +338,25 @@ async fn run_scheduler(client: kube::Client) {
 /// scheduler as its API clients.
 async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
     let fake_nodes = args.fake_nodes;
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let kubelet_config = if args.kubelet && with_controllers {
+        let node_name = match args.node_name.clone() {
+            Some(name) => name,
+            None => host_node_name()?,
+        };
+        let root = args
+            .kubelet_root_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("kubelet"));
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let mut config = kubelet::Config::new(node_name, root);
+        config.runtime_endpoint = args.containerd_address.clone();
+        config.pod_cidr = args.pod_cidr.clone();
+        config.port = args.kubelet_port;
+        Some(config)
+    } else {
+        None
+    };
     let kubeconfig = args
         .write_kubeconfig
         .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
@@ -355,7 +402,14 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
                 memory: "256Gi".into(),
                 pods: "110".into(),
             };
-            tokio::spawn(kubelet::fake::run(client, fake.config()));
+            tokio::spawn(kubelet::fake::run(client.clone(), fake.config()));
+        }
+        if let Some(config) = kubelet_config {
+            tokio::spawn(async move {
+                if let Err(e) = kubelet::run(client, config).await {
+                    tracing::error!(error = %e, "the kubelet stopped");
+                }
+            });
         }
     }
     running
@@ -441,7 +495,7 @@ fn main() -> anyhow::Result<()> {
             };
             let node_name = match args.node_name {
                 Some(name) => name,
-                None => std::fs::read_to_string("/proc/sys/kernel/hostname")?.trim().to_lowercase(),
+                None => host_node_name()?,
             };
             std::fs::create_dir_all(&args.root_dir)
                 .with_context(|| format!("creating {}", args.root_dir.display()))?;

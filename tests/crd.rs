@@ -3,8 +3,10 @@
 //! resources are served (discovery, CRUD, printer columns, patches, status
 //! and scale subresources, server-side apply, dry run, selectors), bodies
 //! are validated, pruned and defaulted by the schema, name conflicts are
-//! reported, deleting the CRD deletes its objects, and cert-manager's real
-//! CRDs install and validate a Certificate.
+//! reported, deleting the CRD deletes its objects, the schema is published
+//! in OpenAPI v2 and v3 (`kubectl explain`), `selectableFields` filter
+//! lists and watches, and cert-manager's real CRDs install and validate a
+//! Certificate.
 
 mod common;
 
@@ -328,4 +330,256 @@ fn cert_manager_crds_install_and_validate() {
         "{}",
         bad.stderr
     );
+}
+
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+fn get_json(server: &Server, path: &str) -> Value {
+    server.send_json("GET", path, &Value::Null).json()
+}
+
+/// The group-versions the `/openapi/v3` index lists, with their URLs.
+fn v3_index(server: &Server) -> Value {
+    get_json(server, "/openapi/v3")["paths"].clone()
+}
+
+/// A CRD's schema is published in `/openapi/v2` (JSON and protobuf) and
+/// `/openapi/v3` under upstream's definition names; `kubectl explain`
+/// reads it with both kubectls; a version that stops being served, and a
+/// deleted CRD, leave both documents.
+#[test]
+fn custom_resources_publish_openapi_and_explain() {
+    let server = Server::start_apiserver(&[]);
+    let k = server.kubectl(&kubectl_134());
+    k.ok(&["apply", "-f", &fixture("selectable.yaml")]);
+    established(&k, "shirts.example.com");
+    let v2 = poll("Shirt in /openapi/v2", Duration::from_secs(10), || {
+        let doc = get_json(&server, "/openapi/v2");
+        doc["definitions"]["com.example.v1.Shirt"]
+            .is_object()
+            .then_some(doc)
+    });
+    let shirt = &v2["definitions"]["com.example.v1.Shirt"];
+    assert_eq!(
+        shirt["description"],
+        "A shirt, for selecting by its fields."
+    );
+    assert_eq!(
+        shirt["properties"]["spec"]["properties"]["color"],
+        serde_json::json!({"description": "The color of the shirt.", "type": "string"})
+    );
+    assert_eq!(
+        shirt["properties"]["metadata"]["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    );
+    assert_eq!(
+        shirt["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "example.com", "kind": "Shirt", "version": "v1"}])
+    );
+    assert_eq!(
+        shirt["x-kubernetes-selectable-fields"],
+        serde_json::json!([{"fieldPath": "spec.color"}, {"fieldPath": "spec.size"}])
+    );
+    assert!(v2["definitions"]["com.example.v1.ShirtList"].is_object());
+    assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+    assert!(v2["paths"]["/apis/example.com/v1/namespaces/{namespace}/shirts/{name}"].is_object());
+    let pb = common::raw_request_with(
+        &server.addr(),
+        "GET",
+        "/openapi/v2",
+        &[("Accept", V2_PROTOBUF)],
+        b"",
+    );
+    assert_eq!(pb.status, 200);
+    assert!(pb.body.contains("com.example.v1.Shirt"));
+
+    let index = v3_index(&server);
+    let url = index["apis/example.com/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("example.com/v1 listed")
+        .to_string();
+    let doc = get_json(&server, &url);
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["com.example.v1.Shirt"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "Shirt"
+    );
+    assert!(schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"].is_object());
+
+    for kubectl in [PathBuf::from(KUBECTL_132), kubectl_134()] {
+        let k = server.kubectl(&kubectl);
+        let out = k.ok(&["explain", "shirts"]);
+        for want in [
+            "KIND:       Shirt",
+            "A shirt, for selecting by its fields.",
+            "  spec\t<Object>",
+            "  metadata\t<ObjectMeta>",
+            "  apiVersion\t<string>",
+        ] {
+            assert!(out.contains(want), "{kubectl:?}: {want:?} in\n{out}");
+        }
+        let out = k.ok(&["explain", "shirt.spec"]);
+        for want in [
+            "FIELD: spec <Object>",
+            "What the shirt looks like.",
+            "  color\t<string>",
+            "The color of the shirt.",
+            "  tags\t<[]string>",
+        ] {
+            assert!(out.contains(want), "{kubectl:?}: {want:?} in\n{out}");
+        }
+        let out = k.ok(&["explain", "shirts.metadata"]);
+        assert!(out.contains("creationTimestamp"), "{kubectl:?}:\n{out}");
+        let missing = k.run(&["explain", "shirts.spec.bogus"]);
+        assert_ne!(missing.status, 0);
+        assert!(
+            missing.stderr.contains(r#"field "bogus" does not exist"#),
+            "{kubectl:?}: {}",
+            missing.stderr
+        );
+    }
+
+    // A second served version is published; un-serving it removes it.
+    let add = r#"[{"op": "add", "path": "/spec/versions/-", "value": {"name": "v2", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object", "description": "Shirt v2."}}}}]"#;
+    k.ok(&[
+        "patch",
+        "crd",
+        "shirts.example.com",
+        "--type=json",
+        "-p",
+        add,
+    ]);
+    poll("Shirt v2 published", Duration::from_secs(10), || {
+        let doc = get_json(&server, "/openapi/v2");
+        (doc["definitions"]["com.example.v2.Shirt"]["description"] == "Shirt v2."
+            && v3_index(&server)["apis/example.com/v2"].is_object())
+        .then_some(())
+    });
+    let unserve = r#"[{"op": "replace", "path": "/spec/versions/1/served", "value": false}]"#;
+    k.ok(&[
+        "patch",
+        "crd",
+        "shirts.example.com",
+        "--type=json",
+        "-p",
+        unserve,
+    ]);
+    poll("Shirt v2 unpublished", Duration::from_secs(10), || {
+        let doc = get_json(&server, "/openapi/v2");
+        (doc["definitions"]["com.example.v2.Shirt"].is_null()
+            && doc["definitions"]["com.example.v1.Shirt"].is_object()
+            && v3_index(&server)["apis/example.com/v2"].is_null())
+        .then_some(())
+    });
+
+    // Deleting the CRD removes its definitions and its group-version.
+    k.ok(&["delete", "crd", "shirts.example.com", "--timeout=20s"]);
+    poll("Shirt unpublished", Duration::from_secs(10), || {
+        let doc = get_json(&server, "/openapi/v2");
+        (doc["definitions"]["com.example.v1.Shirt"].is_null()
+            && v3_index(&server)["apis/example.com/v1"].is_null())
+        .then_some(())
+    });
+}
+
+/// `selectableFields`: field selectors on the declared paths filter lists
+/// and watches; undeclared fields get upstream's error.
+#[test]
+fn selectable_fields_filter_lists_and_watches() {
+    let server = Server::start_apiserver(&[]);
+    let k = server.kubectl(&kubectl_134());
+    k.ok(&["apply", "-f", &fixture("selectable.yaml")]);
+    established(&k, "shirts.example.com");
+    for (name, color, size) in [
+        ("red-1", "red", 1),
+        ("red-2", "red", 2),
+        ("blue-1", "blue", 1),
+    ] {
+        k.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(
+                "apiVersion: example.com/v1\nkind: Shirt\nmetadata: {{name: {name}}}\nspec: {{color: {color}, size: {size}}}\n"
+            ),
+        );
+    }
+    let names = |selector: &str| -> Vec<String> {
+        let out = k.ok(&["get", "shirts", "--field-selector", selector, "-o", "name"]);
+        let mut names: Vec<String> = out
+            .lines()
+            .map(|l| l.trim_start_matches("shirt.example.com/").to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("spec.color=red"), ["red-1", "red-2"]);
+    assert_eq!(names("spec.color=red,spec.size=2"), ["red-2"]);
+    assert_eq!(names("spec.size!=1"), ["red-2"]);
+    assert_eq!(names("metadata.name=blue-1"), ["blue-1"]);
+    assert_eq!(names("metadata.namespace=default").len(), 3);
+
+    let bad = k.run(&["get", "shirts", "--field-selector", "spec.tags=x"]);
+    assert_ne!(bad.status, 0);
+    assert!(
+        bad.stderr.contains("field label not supported: spec.tags"),
+        "{}",
+        bad.stderr
+    );
+
+    let watch = common::raw_request_with(
+        &server.addr(),
+        "GET",
+        "/apis/example.com/v1/namespaces/default/shirts?watch=true&timeoutSeconds=1&fieldSelector=spec.color%3Dblue",
+        &[("Accept", "application/json")],
+        b"",
+    );
+    assert_eq!(watch.status, 200, "{}", watch.body);
+    assert!(watch.body.contains(r#""name":"blue-1""#), "{}", watch.body);
+    assert!(!watch.body.contains("red-"), "{}", watch.body);
+    let refused = common::raw_request_with(
+        &server.addr(),
+        "GET",
+        "/apis/example.com/v1/namespaces/default/shirts?watch=true&timeoutSeconds=1&fieldSelector=spec.tags%3Dx",
+        &[("Accept", "application/json")],
+        b"",
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        refused.json()["message"],
+        "field label not supported: spec.tags"
+    );
+}
+
+/// Server-side apply with `fieldValidation=Strict` refuses fields the schema
+/// does not declare with upstream's typed-conversion error.
+#[test]
+fn strict_server_side_apply_names_undeclared_fields() {
+    let server = Server::start_apiserver(&[]);
+    let k = server.kubectl(&kubectl_134());
+    k.ok(&["apply", "-f", &fixture("selectable.yaml")]);
+    established(&k, "shirts.example.com");
+    let apply = |body: &str| {
+        common::raw_request(
+            &server.addr(),
+            "PATCH",
+            "/apis/example.com/v1/namespaces/default/shirts/s1?fieldManager=test&fieldValidation=Strict",
+            "application/apply-patch+yaml",
+            body.as_bytes(),
+        )
+    };
+    let refused = apply(
+        "apiVersion: example.com/v1\nkind: Shirt\nmetadata: {name: s1, unknownMeta: x}\nspec: {color: red, bogus: 1}\n",
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let message = refused.json()["message"].as_str().unwrap_or("").to_string();
+    for want in [
+        "failed to create typed patch object (/s1; example.com/v1, Kind=Shirt): errors:",
+        ".metadata.unknownMeta: field not declared in schema",
+        ".spec.bogus: field not declared in schema",
+    ] {
+        assert!(message.contains(want), "{want:?} in {message}");
+    }
+    let applied = apply(
+        "apiVersion: example.com/v1\nkind: Shirt\nmetadata: {name: s1}\nspec: {color: red}\n",
+    );
+    assert_eq!(applied.status, 201, "{}", applied.body);
 }

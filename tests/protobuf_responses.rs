@@ -67,17 +67,24 @@ fn get_json(s: &Server, path: &str) -> Value {
 }
 
 /// GETs `path` in protobuf and in JSON and checks they carry the same object.
+/// Controllers may write the object between the two reads (a CRD's
+/// conditions, a Deployment's status): the pair is compared once both reads
+/// saw the same resourceVersion.
 async fn same_in_protobuf(s: &Server, client: &kube::Client, path: &str) -> Value {
-    let pb = send(client, "GET", path, CLIENT_GO).await;
-    assert_eq!(pb.status, 200, "GET {path}");
-    assert_eq!(pb.content_type, PB, "GET {path}");
-    let decoded = apiserver::protobuf::decode(&pb.body).expect("protobuf body decodes");
-    assert_eq!(
-        decoded,
-        get_json(s, path),
-        "GET {path}: protobuf and JSON differ"
-    );
-    decoded
+    let rv = |v: &Value| v["metadata"]["resourceVersion"].clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pb = send(client, "GET", path, CLIENT_GO).await;
+        assert_eq!(pb.status, 200, "GET {path}");
+        assert_eq!(pb.content_type, PB, "GET {path}");
+        let decoded = apiserver::protobuf::decode(&pb.body).expect("protobuf body decodes");
+        let json = get_json(s, path);
+        if rv(&decoded) == rv(&json) || tokio::time::Instant::now() > deadline {
+            assert_eq!(decoded, json, "GET {path}: protobuf and JSON differ");
+            return decoded;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -260,10 +260,17 @@ impl ApiError {
         }
         d["kind"] = json!(info.kind);
         d["causes"] = json!(causes);
+        // Upstream names the qualified kind (`Deployment.apps`), where
+        // NotFound and AlreadyExists name the qualified resource.
+        let kind = if info.group.is_empty() {
+            info.kind.clone()
+        } else {
+            format!("{}.{}", info.kind, info.group)
+        };
         ApiError::new(
             422,
             "Invalid",
-            format!("{} {:?} is invalid: {list}", info.kind, name),
+            format!("{kind} {name:?} is invalid: {list}"),
         )
         .with_details(d)
     }
@@ -417,5 +424,35 @@ mod tests {
         );
         let r = FieldError::required("spec.containers", "");
         assert_eq!(r.to_string(), "spec.containers: Required value");
+    }
+
+    #[test]
+    fn messages_name_the_qualified_kind_or_resource() {
+        let table = crate::resources::ResourceTable::with_builtins();
+        let get = |group: &str, plural: &str| table.get(group, "v1", plural).expect(plural);
+        let (deployments, pods) = (get("apps", "deployments"), get("", "pods"));
+        let errs = [FieldError::required("spec.selector", "")];
+        assert_eq!(
+            ApiError::invalid(&deployments, "d", &errs).message,
+            "Deployment.apps \"d\" is invalid: spec.selector: Required value"
+        );
+        assert_eq!(
+            ApiError::invalid(&pods, "p", &errs).message,
+            "Pod \"p\" is invalid: spec.selector: Required value"
+        );
+        let invalid = ApiError::invalid(&deployments, "d", &errs);
+        let details = invalid.details.as_deref().cloned().unwrap_or_default();
+        assert_eq!(
+            (&details["kind"], &details["group"]),
+            (&json!("Deployment"), &json!("apps"))
+        );
+        assert_eq!(
+            ApiError::not_found(&deployments, "d").message,
+            "deployments.apps \"d\" not found"
+        );
+        assert_eq!(
+            ApiError::already_exists(&pods, "p").message,
+            "pods \"p\" already exists"
+        );
     }
 }

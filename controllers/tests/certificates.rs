@@ -90,11 +90,17 @@ fn certificate(csr: &CertificateSigningRequest) -> Option<Vec<u8>> {
         .filter(|c| !c.is_empty())
 }
 
-#[tokio::test]
-async fn approved_client_requests_are_signed_by_the_cluster_ca() -> TestResult {
+/// A cluster running the signing controller, and its CSR API.
+async fn signer_running() -> TestResult<(Cluster, Api<CertificateSigningRequest>)> {
     let cluster = Cluster::start().await?;
     cluster.run(controllers::certificates::run);
-    let api: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    let api = Api::all(cluster.client.clone());
+    Ok((cluster, api))
+}
+
+#[tokio::test]
+async fn approved_client_requests_are_signed_by_the_cluster_ca() -> TestResult {
+    let (cluster, api) = signer_running().await?;
     let pp = PostParams::default();
     api.create(
         &pp,
@@ -190,9 +196,7 @@ async fn approved_client_requests_are_signed_by_the_cluster_ca() -> TestResult {
 
 #[tokio::test]
 async fn requests_the_signer_refuses_are_marked_failed() -> TestResult {
-    let cluster = Cluster::start().await?;
-    cluster.run(controllers::certificates::run);
-    let api: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    let (cluster, api) = signer_running().await?;
     let pp = PostParams::default();
     api.create(
         &pp,

@@ -17,22 +17,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 fn daemon_set(name: &str, extra_spec: Value) -> DaemonSet {
-    let mut v = json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
-            }
-        }
-    });
-    if let (Some(spec), Value::Object(extra)) = (v["spec"].as_object_mut(), extra_spec) {
-        spec.extend(extra);
-    }
-    serde_json::from_value(v).unwrap()
+    common::workload("DaemonSet", name, &[extra_spec])
 }
 
 struct Env {

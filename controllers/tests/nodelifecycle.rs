@@ -97,7 +97,7 @@ async fn wait_node(
 }
 
 /// A node whose fake kubelet stops goes Unknown and gets the unreachable
-/// taints; its pods go unready, a pod without a toleration is evicted at
+/// taints; its pods go unready, a pod tolerating it for 0 s is evicted at
 /// once (and its ReplicaSet's replacement runs on the other node), one
 /// tolerating for 2 s after that, one tolerating forever stays. When the
 /// node comes back, the taints go. Cordoning adds the unschedulable taint.
@@ -139,7 +139,10 @@ async fn silent_node_is_tainted_and_its_pods_evicted() -> TestResult {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}},
-                         "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+                         "spec": {"containers": [{"name": "c", "image": "nginx"}],
+                                  // Admission would give it upstream's 300 s.
+                                  "tolerations": [{"key": UNREACHABLE, "operator": "Exists",
+                                                   "effect": "NoExecute", "tolerationSeconds": 0}]}}
         }
     }))?;
     let rss: Api<ReplicaSet> = cluster.api();
@@ -208,7 +211,7 @@ async fn silent_node_is_tainted_and_its_pods_evicted() -> TestResult {
         .map(|t| t.0.as_second())
         .ok_or("NoExecute taint without timeAdded")?;
 
-    // The untolerating pod goes at once and is replaced on node-0.
+    // The pod tolerating 0 s goes at once and is replaced on node-0.
     let first_name = first.metadata.name.clone().unwrap_or_default();
     eventually("the web pod evicted", || async {
         let p = pods.get(&first_name).await.ok()?;

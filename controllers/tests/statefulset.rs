@@ -16,24 +16,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 fn stateful_set(name: &str, replicas: i32, extra_spec: Value) -> StatefulSet {
-    let mut v = json!({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": "svc",
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
-            }
-        }
-    });
-    if let (Some(spec), Value::Object(extra)) = (v["spec"].as_object_mut(), extra_spec) {
-        spec.extend(extra);
-    }
-    serde_json::from_value(v).unwrap()
+    let fixed = json!({"replicas": replicas, "serviceName": "svc"});
+    common::workload("StatefulSet", name, &[fixed, extra_spec])
 }
 
 async fn start(nodes: usize) -> TestResult<(Cluster, Api<StatefulSet>, Api<Pod>)> {

@@ -11,7 +11,8 @@ pub const KUBELET_VERSION: &str = "v1.34.12";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub node_name: String,
-    /// Where the kubelet keeps its files (pod logs under `logs/`).
+    /// Where the kubelet keeps its files (pod logs under `logs/`, pod
+    /// volumes and `/etc/hosts` files under `pods/<uid>/`).
     pub root_dir: PathBuf,
     /// The CRI runtime's unix socket (`unix://` prefix optional).
     pub runtime_endpoint: PathBuf,
@@ -29,6 +30,17 @@ pub struct Config {
     pub status_interval: Duration,
     /// How often a pod worker relists its containers while the pod is active.
     pub relist_interval: Duration,
+    /// The cluster DNS service's IPs (upstream `clusterDNS`): the
+    /// nameservers of `ClusterFirst` pods.
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain (upstream `clusterDomain`).
+    pub cluster_domain: String,
+    /// The resolver configuration `Default` pods inherit (upstream
+    /// `resolvConf`); `None` points them at the local machine.
+    pub resolv_conf: Option<PathBuf>,
+    /// How often configMap, secret, downwardAPI and projected volumes of
+    /// running pods are refreshed from the API.
+    pub volume_resync_interval: Duration,
 }
 
 impl Config {
@@ -43,6 +55,10 @@ impl Config {
             lease_interval: Duration::from_secs(10),
             status_interval: Duration::from_secs(60),
             relist_interval: Duration::from_secs(1),
+            cluster_dns: vec![IpAddr::from([10, 96, 0, 10])],
+            cluster_domain: "cluster.local".into(),
+            resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
+            volume_resync_interval: Duration::from_secs(15),
         }
     }
 }

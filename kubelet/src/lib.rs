@@ -9,11 +9,18 @@
 
 pub mod config;
 pub mod cri;
+mod env;
+mod etc_files;
+mod events;
 pub mod fake;
+mod lifecycle;
 pub mod machine;
 pub mod node;
+mod node_heartbeat;
 mod pods;
+mod probes;
 pub mod server;
+mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,24 +5,21 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
-    NodeSpec, NodeStatus, NodeSystemInfo,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::config::{Config, KUBELET_VERSION};
 use crate::cri::{self, Runtime, v1};
 use crate::machine::Machine;
+use crate::node_heartbeat::{self, Heartbeat, healthy_conditions};
 use crate::{Error, FIELD_MANAGER};
 
-const LEASE_NAMESPACE: &str = "kube-node-lease";
-/// Upstream's default `nodeLeaseDurationSeconds`.
-const LEASE_DURATION_SECONDS: i32 = 40;
 /// Upstream reports at most this many images (`nodeStatusMaxImages`).
 const MAX_IMAGES: usize = 50;
 /// Upstream's default hard eviction thresholds, kept out of allocatable:
@@ -116,52 +113,14 @@ pub(crate) async fn report_status(
     Ok(())
 }
 
-/// Renews the node's Lease, creating it (owned by the Node, as upstream's
-/// kubelet does) when it does not exist.
+/// Renews the node's Lease (see `node_heartbeat`).
 pub(crate) async fn renew_lease(client: &kube::Client, node: &Registered) -> Result<(), Error> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
-    let now = MicroTime(Timestamp::now());
-    let patch = serde_json::json!({
-        "spec": {
-            "holderIdentity": node.name,
-            "leaseDurationSeconds": LEASE_DURATION_SECONDS,
-            "renewTime": now,
-        }
-    });
-    match api
-        .patch(&node.name, &patch_params(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(node.name.clone()),
-                    namespace: Some(LEASE_NAMESPACE.into()),
-                    owner_references: Some(vec![OwnerReference {
-                        api_version: "v1".into(),
-                        kind: "Node".into(),
-                        name: node.name.clone(),
-                        uid: node.uid.clone(),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(node.name.clone()),
-                    lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
-                    renew_time: Some(now),
-                    ..Default::default()
-                }),
-            };
-            match api.create(&post_params(), &lease).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
+    let heartbeat = Heartbeat {
+        node_name: &node.name,
+        node_uid: &node.uid,
+        field_manager: FIELD_MANAGER,
+    };
+    Ok(node_heartbeat::renew_lease(client, &heartbeat).await?)
 }
 
 /// The Node as registered: labels and spec (status goes through `nodes/status`).
@@ -224,7 +183,7 @@ pub(crate) fn node_status(
     NodeStatus {
         capacity: Some(capacity),
         allocatable: Some(allocatable),
-        conditions: Some(conditions(node.since, now)),
+        conditions: Some(healthy_conditions(node.since, now)),
         addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
@@ -279,57 +238,12 @@ fn node_images(images: &[v1::Image]) -> Vec<ContainerImage> {
         .collect()
 }
 
-fn conditions(since: Timestamp, heartbeat: Timestamp) -> Vec<NodeCondition> {
-    [
-        (
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-        ),
-        (
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-        ),
-        (
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-        ),
-        (
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status",
-        ),
-    ]
-    .into_iter()
-    .map(|(ty, status, reason, message)| NodeCondition {
-        type_: ty.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        last_heartbeat_time: Some(Time(heartbeat)),
-        last_transition_time: Some(Time(since)),
-    })
-    .collect()
-}
-
 pub(crate) fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
+    node_heartbeat::post_params(FIELD_MANAGER)
 }
 
 pub(crate) fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
+    node_heartbeat::patch_params(FIELD_MANAGER)
 }
 
 #[cfg(test)]

@@ -142,14 +142,17 @@ impl Server {
     }
 
     /// Sends `body` as JSON with a raw HTTP/1.1 request.
+    /// Sends `body` as JSON; `Value::Null` sends no body at all (a GET or
+    /// DELETE). A body the server never reads would still be unread when it
+    /// closes the connection, and the kernel would then reset it, cutting off
+    /// a large response the test had not read yet.
     pub fn send_json(&self, method: &str, path: &str, body: &serde_json::Value) -> RawResponse {
-        raw_request(
-            &self.addr(),
-            method,
-            path,
-            "application/json",
-            body.to_string().as_bytes(),
-        )
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        raw_request(&self.addr(), method, path, "application/json", &bytes)
     }
 
     pub fn base_url(&self) -> String {

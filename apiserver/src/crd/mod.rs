@@ -14,9 +14,12 @@
 //! strategy's `normalize` hook, validated ([`validate`]) by its `validate`
 //! hook, and defaulted again on every read (`read_stored`).
 //!
+//! Each served version also publishes its schema in the OpenAPI documents
+//! ([`crate::openapi::custom`], built with the table entry) and declares its
+//! `selectableFields` for field selectors.
+//!
 //! Later slices: CEL `x-kubernetes-validations`, `allOf`/`anyOf`/`oneOf`/`not`,
-//! conversion webhooks, `selectableFields`, OpenAPI schemas of custom
-//! resources, and refusing creates while a CRD terminates.
+//! conversion webhooks, and refusing creates while a CRD terminates.
 
 pub mod controller;
 mod definition;
@@ -28,11 +31,41 @@ pub mod validate;
 
 use serde_json::{Value, json};
 
+use crate::resources::ResourceInfo;
+
 pub use controller::start;
 pub use definition::CrdStrategy;
 
 /// The finalizer a CRD delete adds; released once its objects are gone.
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// Server-side apply of a custom resource: upstream converts the applied
+/// configuration to the schema's type before merging it, and that
+/// conversion refuses fields the schema does not declare. Returns the
+/// message of that refusal, or `None` when every field is declared (or the
+/// resource is not a custom resource).
+pub fn undeclared_in_apply(info: &ResourceInfo, config: &Value) -> Option<String> {
+    info.strategy.openapi()?;
+    let (_, pruned) = info.strategy.normalize(config)?;
+    if pruned.is_empty() {
+        return None;
+    }
+    let errors: Vec<String> = pruned
+        .iter()
+        .map(|p| format!(".{p}: field not declared in schema"))
+        .collect();
+    let errors = match errors.as_slice() {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    let ns = crate::registry::meta::namespace(config);
+    let name = crate::registry::meta::name(config);
+    Some(format!(
+        "failed to create typed patch object ({ns}/{name}; {}, Kind={}): {errors}",
+        info.api_version(),
+        info.kind
+    ))
+}
 
 /// Sets a `status.conditions` entry; its `lastTransitionTime` moves only
 /// when its status does.

@@ -1,7 +1,8 @@
 //! The served form of one CRD version: its [`ResourceInfo`] for the table and
 //! the strategy that prunes, defaults, validates, converts and prints its
 //! objects with the version's schema, compiled once when the CRD is
-//! (re)registered.
+//! (re)registered, together with the OpenAPI definitions it publishes and
+//! its `selectableFields`.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::prune;
 use super::schema::Schema;
 use super::validate;
 use crate::api_error::FieldError;
+use crate::openapi::{CustomInput, CustomSchemas};
 use crate::registry::strategy::{ScalePaths, Strategy, TablePrinter};
 use crate::resources::{ResourceInfo, STANDARD_VERBS, Subresource};
 
@@ -94,6 +96,34 @@ pub fn resource_info(crd: &Value, version: &Value) -> Option<ResourceInfo> {
             verbs: vec!["get", "patch", "update"],
         });
     }
+    let selectable_fields: Vec<String> = version
+        .get("selectableFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+        .map(|p| p.trim_start_matches('.').to_string())
+        .collect();
+    let list_kind = {
+        let lk = s("listKind");
+        if lk.is_empty() {
+            format!("{kind}List")
+        } else {
+            lk
+        }
+    };
+    let sub_names: Vec<&str> = subresources.iter().map(|s| s.name).collect();
+    let openapi = CustomSchemas::build(&CustomInput {
+        group: &group,
+        version: &name,
+        kind: &kind,
+        list_kind: &list_kind,
+        plural: &plural,
+        namespaced,
+        schema: version.pointer("/schema/openAPIV3Schema"),
+        selectable_fields: &selectable_fields,
+        subresources: &sub_names,
+    });
     let columns = version
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
@@ -105,19 +135,14 @@ pub fn resource_info(crd: &Value, version: &Value) -> Option<ResourceInfo> {
         schema: schema.map(Arc::new),
         printer: Printer::new(&columns),
         scale: scale.unwrap_or_default(),
+        selectable_fields,
+        openapi,
     };
     Some(ResourceInfo {
         storage_prefix: format!("/registry/{group}/{plural}"),
         group,
         version: name,
-        list_kind: {
-            let lk = s("listKind");
-            if lk.is_empty() {
-                format!("{kind}List")
-            } else {
-                lk
-            }
-        },
+        list_kind,
         singular: {
             let sg = s("singular");
             if sg.is_empty() {
@@ -155,6 +180,9 @@ pub struct CustomResource {
     schema: Option<Arc<Schema>>,
     printer: Printer,
     scale: ScalePaths,
+    /// `selectableFields` paths without the leading dot.
+    selectable_fields: Vec<String>,
+    openapi: CustomSchemas,
 }
 
 impl Strategy for CustomResource {
@@ -197,6 +225,14 @@ impl Strategy for CustomResource {
 
     fn scale_paths(&self) -> ScalePaths {
         self.scale.clone()
+    }
+
+    fn selectable_fields(&self) -> Option<&[String]> {
+        Some(&self.selectable_fields)
+    }
+
+    fn openapi(&self) -> Option<&CustomSchemas> {
+        Some(&self.openapi)
     }
 }
 

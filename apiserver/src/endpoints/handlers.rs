@@ -480,6 +480,11 @@ async fn server_side_apply(
             "the applied configuration must be an object",
         ));
     }
+    if validation == FieldValidation::Strict
+        && let Some(msg) = crate::crd::undeclared_in_apply(&call.info, &raw)
+    {
+        return Err(ApiError::bad_request(msg));
+    }
     let bytes = serde_json::to_vec(&raw).unwrap_or_default();
     let decoded = decode_object(&call.info, raw.clone(), Some(&bytes), validation)?;
     let config = keep_known(&raw, &decoded.object);

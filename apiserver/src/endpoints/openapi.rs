@@ -3,116 +3,30 @@
 //!
 //! Built-in group-versions are answered with the vendored, upstream-shaped
 //! documents embedded in the binary (see [`crate::openapi`]). Group-versions
-//! without one (resources added at runtime, e.g. custom resources) get a
-//! skeleton generated from the resource table: the operations and their
-//! parameters with `x-kubernetes-group-version-kind` and
-//! `x-kubernetes-action`, which is what kubectl and Helm need to detect
-//! server-side field validation, and no schemas.
+//! without one (custom resources) get a document generated from the
+//! resource table ([`crate::openapi::custom`]), cached until what they
+//! publish changes; the v2 document is the vendored one with theirs merged
+//! in. Hashes (the v3 index's `?hash=` and every `ETag`) follow the content.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::discovery::{KUBE_VERSION, fnv64};
+use parking_lot::Mutex;
+
+use super::discovery::fnv64;
 use crate::api_error::{ApiError, ApiResult};
-use crate::openapi::{gv_key, vendored};
-use crate::resources::{ResourceInfo, ResourceTable};
+use crate::openapi::{custom, gv_key, vendored};
+use crate::resources::{GroupVersion, ResourceTable};
 
-fn query_param(name: &str, description: &str) -> Value {
-    json!({"name": name, "in": "query", "description": description, "schema": {"type": "string", "uniqueItems": true}})
-}
-
-fn write_params() -> Vec<Value> {
-    vec![
-        query_param(
-            "dryRun",
-            "When present, indicates that modifications should not be persisted.",
-        ),
-        query_param(
-            "fieldManager",
-            "fieldManager is a name associated with the actor or entity that is making these changes.",
-        ),
-        query_param(
-            "fieldValidation",
-            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict",
-        ),
-    ]
-}
-
-fn operation(r: &ResourceInfo, action: &str, params: Vec<Value>) -> Value {
-    json!({
-        "tags": [r.group.replace('.', "_")],
-        "operationId": format!("{action}{}", r.kind),
-        "parameters": params,
-        "responses": {"200": {"description": "OK"}},
-        "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
-    })
-}
-
-fn skeleton_document(table: &ResourceTable, group: &str, version: &str) -> Option<Value> {
-    let gv = table.group_version(group, version)?;
-    let base = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    };
-    let mut paths = Map::new();
-    for r in &gv.resources {
-        let collection = if r.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}", r.plural)
-        } else {
-            format!("{base}/{}", r.plural)
-        };
-        let mut coll = Map::new();
-        if r.has_verb("list") {
-            coll.insert("get".into(), operation(r, "list", vec![]));
-        }
-        if r.has_verb("create") {
-            coll.insert("post".into(), operation(r, "post", write_params()));
-        }
-        if r.has_verb("deletecollection") {
-            coll.insert("delete".into(), operation(r, "deletecollection", vec![]));
-        }
-        paths.insert(collection.clone(), Value::Object(coll));
-        if r.has_verb("get") {
-            let mut item = Map::new();
-            item.insert("get".into(), operation(r, "get", vec![]));
-            item.insert("put".into(), operation(r, "put", write_params()));
-            let mut patch = write_params();
-            patch.push(query_param(
-                "force",
-                "Force is going to \"force\" Apply requests.",
-            ));
-            item.insert("patch".into(), operation(r, "patch", patch));
-            item.insert("delete".into(), operation(r, "delete", vec![]));
-            paths.insert(format!("{collection}/{{name}}"), Value::Object(item));
-        }
-    }
-    Some(json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": KUBE_VERSION},
-        "paths": paths,
-        "components": {"schemas": {}},
-    }))
-}
-
-fn gv_paths(table: &ResourceTable) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for g in table.groups() {
-        for v in &g.versions {
-            out.push((
-                gv_key(&g.name, &v.version),
-                g.name.clone(),
-                v.version.clone(),
-            ));
-        }
-    }
-    out
+/// A generated document and its content hash.
+struct Built {
+    bytes: Vec<u8>,
+    hash: String,
 }
 
 fn hash_of(bytes: &[u8]) -> String {
@@ -130,20 +44,78 @@ fn vendored_hashes() -> &'static BTreeMap<&'static str, String> {
     })
 }
 
-/// The document of a group-version: the vendored one, or a skeleton.
-fn document(
-    table: &ResourceTable,
-    key: &str,
-    group: &str,
-    version: &str,
-) -> Option<(Cow<'static, [u8]>, String)> {
-    if let (Some(doc), Some(hash)) = (vendored::v3(key), vendored_hashes().get(key)) {
-        return Some((Cow::Borrowed(doc), hash.clone()));
+/// A generated document with the publishing hash of what it was built from.
+type Cached<T> = Mutex<Option<(u64, Arc<T>)>>;
+
+/// Generated v3 documents by index key, with the publishing hash of the
+/// group-version they were built from: a CRD change rebuilds only the
+/// documents of its group-versions.
+type V3Cache = Mutex<HashMap<String, (u64, Arc<Built>)>>;
+
+fn v3_cache() -> &'static V3Cache {
+    static CACHE: OnceLock<V3Cache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The generated v3 document of a group-version the binary has no vendored
+/// document for (custom resources).
+fn generated_v3(key: &str, group: &str, gv: &GroupVersion) -> Arc<Built> {
+    let input = custom::gv_hash(gv);
+    let mut cache = v3_cache().lock();
+    if let Some((h, built)) = cache.get(key)
+        && *h == input
+    {
+        return built.clone();
     }
-    let doc = skeleton_document(table, group, version)?;
+    let doc = custom::v3_document(group, gv);
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-    let hash = hash_of(&bytes);
-    Some((Cow::Owned(bytes), hash))
+    let built = Arc::new(Built {
+        hash: hash_of(&bytes),
+        bytes,
+    });
+    cache.insert(key.to_string(), (input, built.clone()));
+    built
+}
+
+/// A group-version's v3 document.
+enum Document {
+    Vendored(&'static [u8], &'static str),
+    Generated(Arc<Built>),
+}
+
+impl Document {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Document::Vendored(b, _) => b,
+            Document::Generated(built) => &built.bytes,
+        }
+    }
+
+    fn hash(&self) -> &str {
+        match self {
+            Document::Vendored(_, h) => h,
+            Document::Generated(built) => &built.hash,
+        }
+    }
+}
+
+/// The document of a group-version: the vendored one, or a generated one.
+fn document(key: &str, group: &str, gv: &GroupVersion) -> Document {
+    if let (Some(doc), Some(hash)) = (vendored::v3(key), vendored_hashes().get(key)) {
+        return Document::Vendored(doc, hash);
+    }
+    Document::Generated(generated_v3(key, group, gv))
+}
+
+/// Every group-version of the table with its index key.
+fn group_versions(table: &ResourceTable) -> Vec<(String, String, GroupVersion)> {
+    let mut out = Vec::new();
+    for g in table.groups() {
+        for v in &g.versions {
+            out.push((gv_key(&g.name, &v.version), g.name.clone(), v.clone()));
+        }
+    }
+    out
 }
 
 fn json_bytes(bytes: Vec<u8>, etag: &str, immutable: bool) -> Response {
@@ -199,40 +171,103 @@ fn v2_form(headers: &HeaderMap) -> Option<V2Form> {
     })
 }
 
-/// The protobuf form of the vendored v2 document and its hash, built once.
-fn v2_protobuf() -> &'static (Vec<u8>, String) {
-    static PROTO: OnceLock<(Vec<u8>, String)> = OnceLock::new();
-    PROTO.get_or_init(|| {
-        let doc: Value = serde_json::from_slice(vendored::V2).unwrap_or_default();
-        let bytes = crate::openapi::gnostic::encode_document(&doc);
-        let hash = hash_of(&bytes);
-        (bytes, hash)
-    })
+/// One form of the v2 document: its bytes and content hash.
+struct V2Doc {
+    json: Built,
+    /// The gnostic protobuf form, built on first request.
+    proto: OnceLock<Built>,
 }
 
-/// `/openapi/v2`: the vendored Swagger 2.0 document, as JSON or in gnostic's
+impl V2Doc {
+    fn new(json: Vec<u8>) -> V2Doc {
+        V2Doc {
+            json: Built {
+                hash: hash_of(&json),
+                bytes: json,
+            },
+            proto: OnceLock::new(),
+        }
+    }
+
+    fn proto(&self) -> &Built {
+        self.proto.get_or_init(|| {
+            let doc: Value = serde_json::from_slice(&self.json.bytes).unwrap_or_default();
+            let bytes = crate::openapi::gnostic::encode_document(&doc);
+            Built {
+                hash: hash_of(&bytes),
+                bytes,
+            }
+        })
+    }
+}
+
+/// The vendored v2 document, parsed once (the base custom resources are
+/// merged into).
+fn vendored_v2() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::from_slice(vendored::V2).unwrap_or_default())
+}
+
+/// The v2 document of the table: the vendored one, merged with the paths
+/// and definitions of every generated group-version. Rebuilt when what
+/// they publish changes.
+fn v2_document(table: &ResourceTable) -> Arc<V2Doc> {
+    static VENDORED: OnceLock<Arc<V2Doc>> = OnceLock::new();
+    static MERGED: OnceLock<Cached<V2Doc>> = OnceLock::new();
+    let generated: Vec<(String, String, GroupVersion)> = group_versions(table)
+        .into_iter()
+        .filter(|(key, _, _)| vendored::v3(key).is_none())
+        .collect();
+    if generated.is_empty() {
+        return VENDORED
+            .get_or_init(|| Arc::new(V2Doc::new(vendored::V2.to_vec())))
+            .clone();
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (key, _, gv) in &generated {
+        key.hash(&mut hasher);
+        custom::gv_hash(gv).hash(&mut hasher);
+    }
+    let input = hasher.finish();
+    let mut merged = MERGED.get_or_init(Default::default).lock();
+    if let Some((h, doc)) = merged.as_ref()
+        && *h == input
+    {
+        return doc.clone();
+    }
+    let mut doc = vendored_v2().clone();
+    for (_, group, gv) in &generated {
+        let (paths, definitions) = custom::v2_additions(group, gv);
+        if let Some(Value::Object(all)) = doc.get_mut("paths") {
+            all.extend(paths);
+        }
+        if let Some(Value::Object(all)) = doc.get_mut("definitions") {
+            all.extend(definitions);
+        }
+    }
+    let built = Arc::new(V2Doc::new(serde_json::to_vec(&doc).unwrap_or_default()));
+    *merged = Some((input, built.clone()));
+    built
+}
+
+/// `/openapi/v2`: the Swagger 2.0 document, as JSON or in gnostic's
 /// protobuf encoding.
-fn serve_v2(headers: &HeaderMap) -> ApiResult<Response> {
-    let (bytes, hash, content_type) = match v2_form(headers) {
-        None => return Err(ApiError::not_acceptable(&["application/json", V2_PROTOBUF])),
-        Some(V2Form::Json) => {
-            static HASH: OnceLock<String> = OnceLock::new();
-            let hash = HASH.get_or_init(|| hash_of(vendored::V2));
-            (vendored::V2, hash.as_str(), "application/json")
-        }
-        Some(V2Form::Protobuf) => {
-            let (bytes, hash) = v2_protobuf();
-            // Upstream labels it `application/octet-stream`: Go's MIME parser
-            // (which client-go runs on Content-Type) rejects the `@` of the
-            // requested media type.
-            (bytes.as_slice(), hash.as_str(), "application/octet-stream")
-        }
+fn serve_v2(table: &ResourceTable, headers: &HeaderMap) -> ApiResult<Response> {
+    let form = v2_form(headers)
+        .ok_or_else(|| ApiError::not_acceptable(&["application/json", V2_PROTOBUF]))?;
+    let doc = v2_document(table);
+    let (built, content_type) = match form {
+        V2Form::Json => (&doc.json, "application/json"),
+        // Upstream labels it `application/octet-stream`: Go's MIME parser
+        // (which client-go runs on Content-Type) rejects the `@` of the
+        // requested media type.
+        V2Form::Protobuf => (doc.proto(), "application/octet-stream"),
     };
-    let etag = format!("\"{hash}\"");
+    let etag = format!("\"{}\"", built.hash);
     if not_modified(headers, &etag) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let mut r = json_bytes(bytes.to_vec(), &etag, false);
+    let mut r = json_bytes(built.bytes.clone(), &etag, false);
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(r)
@@ -247,38 +282,40 @@ pub fn serve(
     headers: &HeaderMap,
 ) -> Option<ApiResult<Response>> {
     if path.trim_end_matches('/') == "/openapi/v2" {
-        return Some(serve_v2(headers));
+        return Some(serve_v2(table, headers));
     }
     let rest = path.strip_prefix("/openapi/v3")?;
     let rest = rest.trim_matches('/');
+    let gvs = group_versions(table);
     if rest.is_empty() {
         let mut paths = Map::new();
-        for (p, g, v) in gv_paths(table) {
-            let Some((_, hash)) = document(table, &p, &g, &v) else {
-                continue;
-            };
+        for (key, group, gv) in &gvs {
+            let hash = document(key, group, gv).hash().to_string();
             paths.insert(
-                p.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
             );
         }
+        // Forget the documents of group-versions no longer served.
+        v3_cache()
+            .lock()
+            .retain(|k, _| gvs.iter().any(|(key, _, _)| key == k));
         let bytes = serde_json::to_vec(&json!({"paths": paths})).unwrap_or_default();
         let etag = format!("\"{}\"", hash_of(&bytes));
         return Some(Ok(json_bytes(bytes, &etag, false)));
     }
-    let found = gv_paths(table).into_iter().find(|(p, _, _)| p == rest);
-    let Some((p, g, v)) = found else {
+    let Some((key, group, gv)) = gvs.iter().find(|(key, _, _)| key == rest) else {
         return Some(Err(ApiError::no_route()));
     };
-    let (bytes, hash) = document(table, &p, &g, &v)?;
-    let etag = format!("\"{hash}\"");
+    let doc = document(key, group, gv);
+    let etag = format!("\"{}\"", doc.hash());
     if not_modified(headers, &etag) {
         return Some(Ok(StatusCode::NOT_MODIFIED.into_response()));
     }
     Some(Ok(json_bytes(
-        bytes.into_owned(),
+        doc.bytes().to_vec(),
         &etag,
-        query_hash == Some(hash.as_str()),
+        query_hash == Some(doc.hash()),
     )))
 }
 
@@ -298,54 +335,102 @@ mod tests {
         }
     }
 
+    fn body_json(r: Response) -> Value {
+        let body = futures::executor::block_on(axum::body::to_bytes(r.into_body(), usize::MAX))
+            .expect("body");
+        serde_json::from_slice(&body).expect("json")
+    }
+
+    fn widget_crd(versions: &[&str]) -> Value {
+        let versions: Vec<Value> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                json!({"name": v, "served": true, "storage": i == 0,
+                    "schema": {"openAPIV3Schema": {"type": "object", "description": "A widget.",
+                        "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}})
+            })
+            .collect();
+        json!({"metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": versions}})
+    }
+
+    fn serve_versions(table: &ResourceTable, versions: &[&str]) {
+        let crd = widget_crd(versions);
+        for v in crd["spec"]["versions"].as_array().expect("versions") {
+            table.add(crate::crd::resource::resource_info(&crd, v).expect("info"));
+        }
+    }
+
     #[test]
-    fn runtime_group_versions_get_a_skeleton() {
-        use crate::registry::strategy::Generic;
-        use crate::resources::STANDARD_VERBS;
+    fn custom_group_versions_are_published_and_follow_changes() {
         let table = ResourceTable::with_builtins();
-        table.add(ResourceInfo {
-            group: "example.com".into(),
-            version: "v1".into(),
-            kind: "Widget".into(),
-            list_kind: "WidgetList".into(),
-            plural: "widgets".into(),
-            singular: "widget".into(),
-            short_names: vec![],
-            categories: vec![],
-            namespaced: true,
-            verbs: STANDARD_VERBS.to_vec(),
-            subresources: vec![],
-            create: Default::default(),
-            initial_status: None,
-            storage_prefix: "/registry/example.com/widgets".into(),
-            codec: None,
-            conversion: None,
-            strategy: std::sync::Arc::new(Generic),
-        });
-        let root = get(&table, "/openapi/v3", None);
-        let body = futures::executor::block_on(axum::body::to_bytes(root.into_body(), usize::MAX))
-            .expect("body");
-        let root: Value = serde_json::from_slice(&body).expect("json");
-        assert!(root["paths"]["apis/example.com/v1"]["serverRelativeURL"].is_string());
+        let vendored_etag = get(&table, "/openapi/v2", None)
+            .headers()
+            .get(header::ETAG)
+            .cloned();
+        serve_versions(&table, &["v1", "v2"]);
+        let root = body_json(get(&table, "/openapi/v3", None));
+        let url = root["paths"]["apis/example.com/v1"]["serverRelativeURL"]
+            .as_str()
+            .expect("listed")
+            .to_string();
         assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].is_string());
-        let doc = get(&table, "/openapi/v3/apis/example.com/v1", None);
-        let body = futures::executor::block_on(axum::body::to_bytes(doc.into_body(), usize::MAX))
-            .expect("body");
-        let doc: Value = serde_json::from_slice(&body).expect("json");
+        let doc = body_json(get(&table, "/openapi/v3/apis/example.com/v1", None));
+        let widget = &doc["components"]["schemas"]["com.example.v1.Widget"];
+        assert_eq!(widget["description"], "A widget.");
+        assert_eq!(
+            widget["x-kubernetes-group-version-kind"][0]["kind"],
+            "Widget"
+        );
         let patch =
             &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Widget");
         assert!(
             patch["parameters"]
                 .as_array()
                 .is_some_and(|ps| ps.iter().any(|p| p["name"] == "fieldValidation"))
         );
+
+        let v2 = get(&table, "/openapi/v2", None);
+        assert_ne!(v2.headers().get(header::ETAG).cloned(), vendored_etag);
+        let v2 = body_json(v2);
+        for def in ["com.example.v1.Widget", "com.example.v2.WidgetList"] {
+            assert!(v2["definitions"][def].is_object(), "{def} missing");
+        }
+        assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+        assert!(v2["paths"]["/apis/example.com/v2/namespaces/{namespace}/widgets"].is_object());
+        let proto = get(&table, "/openapi/v2", Some(V2_PROTOBUF));
+        assert_eq!(proto.status(), StatusCode::OK);
+
+        // A changed schema changes the document and its hash; a version
+        // no longer served leaves both documents.
+        let mut crd = widget_crd(&["v1"]);
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"] =
+            json!("A changed widget.");
+        table.add(
+            crate::crd::resource::resource_info(&crd, &crd["spec"]["versions"][0]).expect("info"),
+        );
+        table.remove("example.com", "v2", "widgets");
+        let root = body_json(get(&table, "/openapi/v3", None));
+        let changed = root["paths"]["apis/example.com/v1"]["serverRelativeURL"]
+            .as_str()
+            .expect("listed");
+        assert_ne!(changed, url);
+        assert!(root["paths"]["apis/example.com/v2"].is_null());
+        let v2 = body_json(get(&table, "/openapi/v2", None));
+        assert_eq!(
+            v2["definitions"]["com.example.v1.Widget"]["description"],
+            "A changed widget."
+        );
+        assert!(v2["definitions"]["com.example.v2.Widget"].is_null());
     }
 
     #[test]
     fn builtin_group_versions_are_vendored() {
         let table = ResourceTable::with_builtins();
-        for (key, _, _) in gv_paths(&table) {
+        for (key, _, _) in group_versions(&table) {
             assert!(
                 vendored::v3(&key).is_some(),
                 "{key} has no vendored document"

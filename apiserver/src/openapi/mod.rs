@@ -8,7 +8,12 @@
 //! (`vendor-openapi/swagger.json`). `hack/gen-openapi` writes them; the
 //! server embeds them through the generated [`vendored`] table, and a test
 //! fails when the committed files are stale.
+//!
+//! Custom resources are published at runtime: [`custom`] builds each CRD
+//! version's definitions once, and the documents of their group-versions
+//! (and their share of the v2 document) from the resource table.
 
+pub mod custom;
 mod extensions;
 pub mod gnostic;
 mod params;
@@ -22,6 +27,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::resources::ResourceTable;
+
+pub use custom::{CustomInput, CustomSchemas};
 
 /// Where the documents live, relative to the repository root.
 pub const VENDOR_DIR: &str = "vendor-openapi";
@@ -93,7 +100,7 @@ pub fn generate() -> BTreeMap<String, String> {
     let mut all = Vec::new();
     for group in table.groups() {
         for gv in &group.versions {
-            let items = paths::gv_paths(&catalog, &params, &group.name, gv);
+            let items = paths::gv_paths(&catalog, &params, &group.name, gv, paths::Origin::Builtin);
             let key = gv_key(&group.name, &gv.version);
             let doc = render::v3_document(&catalog, &items);
             files.insert(

@@ -45,6 +45,19 @@ pub(super) struct Op {
     pub codes: &'static [(&'static str, &'static str)],
     pub gvk: Option<Gvk>,
     pub tag: String,
+    /// Whether the operation is a custom resource's (JSON and YAML only, no
+    /// strategic merge patch).
+    pub custom: bool,
+}
+
+/// Whose operations a group-version has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// Built-in resources: every verb, with the watch paths.
+    Builtin,
+    /// Custom resources, as upstream's CRD builder lists them: no watch
+    /// paths and no resource list at the group-version root.
+    Custom,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +130,7 @@ struct Ctx<'a> {
     gv_id: String,
     tag: String,
     kind_def: Option<String>,
+    origin: Origin,
 }
 
 impl Ctx<'_> {
@@ -139,6 +153,7 @@ impl Ctx<'_> {
             codes: OK,
             gvk: Some(Gvk::new(&self.r.group, &self.r.version, &self.r.kind)),
             tag: self.tag.clone(),
+            custom: self.origin == Origin::Custom,
         }
     }
 
@@ -158,27 +173,32 @@ pub(super) fn gv_paths(
     p: &params::Params,
     group: &str,
     gv: &GroupVersion,
+    origin: Origin,
 ) -> Vec<PathItem> {
     let base = base(group, &gv.version);
     let gv_id = format!("{}{}", group_camel(group), capitalize(&gv.version));
     let tag = tag(group, &gv.version);
-    let mut items = vec![PathItem {
-        path: format!("{base}/"),
-        params: vec![],
-        ops: vec![Op {
-            method: "get",
-            action: "",
-            id: format!("get{gv_id}APIResources"),
-            description: "get available resources".into(),
+    let mut items = Vec::new();
+    if origin == Origin::Builtin {
+        items.push(PathItem {
+            path: format!("{base}/"),
             params: vec![],
-            body: Body::None,
-            output: Output::Object,
-            response: Some(API_RESOURCE_LIST.into()),
-            codes: OK,
-            gvk: None,
-            tag: tag.clone(),
-        }],
-    }];
+            ops: vec![Op {
+                method: "get",
+                action: "",
+                id: format!("get{gv_id}APIResources"),
+                description: "get available resources".into(),
+                params: vec![],
+                body: Body::None,
+                output: Output::Object,
+                response: Some(API_RESOURCE_LIST.into()),
+                codes: OK,
+                gvk: None,
+                tag: tag.clone(),
+                custom: false,
+            }],
+        });
+    }
     for r in &gv.resources {
         let ctx = Ctx {
             catalog,
@@ -189,6 +209,7 @@ pub(super) fn gv_paths(
             kind_def: catalog
                 .kind(&r.group, &r.version, &r.kind)
                 .map(str::to_string),
+            origin,
         };
         resource_paths(&ctx, &base, &mut items);
     }
@@ -318,8 +339,13 @@ fn resource_paths(c: &Ctx<'_>, base: &str, items: &mut Vec<PathItem>) {
             ops: item_ops,
         });
     }
-    if r.has_verb("watch") {
-        watch_paths(c, base, items);
+    match c.origin {
+        Origin::Builtin if r.has_verb("watch") => watch_paths(c, base, items),
+        Origin::Builtin => {}
+        Origin::Custom if r.namespaced && r.has_verb("list") => {
+            items.push(list_all_namespaces(c, base));
+        }
+        Origin::Custom => {}
     }
     for sub in &r.subresources {
         subresource_path(c, sub, &item_path, item_params(), items);
@@ -370,26 +396,35 @@ fn watch_paths(c: &Ctx<'_>, base: &str, items: &mut Vec<PathItem>) {
     if r.namespaced {
         items.push(PathItem {
             path: format!("{base}/watch/{}", r.plural),
-            params: list_params.clone(),
+            params: list_params,
             ops: vec![watch(
                 "watchlist",
                 format!("watch{gv}{kind}ListForAllNamespaces"),
                 format!("watch individual changes to a list of {kind}. deprecated: use the 'watch' parameter with a list operation instead."),
             )],
         });
-        let mut op = c.op(
-            "get",
-            "list",
-            format!("list{gv}{kind}ForAllNamespaces"),
-            format!("list or watch objects of kind {kind}"),
-        );
-        op.output = Output::Stream;
-        op.response = c.def(&r.group, &r.version, &r.list_kind);
-        items.push(PathItem {
-            path: format!("{base}/{}", r.plural),
-            params: list_params,
-            ops: vec![op],
-        });
+        items.push(list_all_namespaces(c, base));
+    }
+}
+
+/// `GET {base}/{plural}`: a namespaced resource listed across namespaces.
+fn list_all_namespaces(c: &Ctx<'_>, base: &str) -> PathItem {
+    let r = c.r;
+    let (gv, kind) = (&c.gv_id, &r.kind);
+    let mut params = c.p.list();
+    params.push(c.p.pretty());
+    let mut op = c.op(
+        "get",
+        "list",
+        format!("list{gv}{kind}ForAllNamespaces"),
+        format!("list or watch objects of kind {kind}"),
+    );
+    op.output = Output::Stream;
+    op.response = c.def(&r.group, &r.version, &r.list_kind);
+    PathItem {
+        path: format!("{base}/{}", r.plural),
+        params,
+        ops: vec![op],
     }
 }
 

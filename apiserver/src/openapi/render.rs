@@ -42,12 +42,33 @@ const PATCH_TYPES: &[&str] = &[
     "application/apply-patch+cbor",
 ];
 
+/// What a custom resource's operations speak (upstream's CRD builder).
+const CUSTOM_TYPES: &[&str] = &["application/json", "application/yaml"];
+const CUSTOM_PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
 fn produces(op: &Op) -> &'static [&'static str] {
+    if op.custom && op.output != Output::Connect {
+        return CUSTOM_TYPES;
+    }
     match op.output {
         Output::Object => OBJECT_TYPES,
         Output::Stream => STREAM_TYPES,
         Output::Text => TEXT_TYPES,
         Output::Connect => &["*/*"],
+    }
+}
+
+/// The media types a request body may have.
+fn consumes(op: &Op) -> &'static [&'static str] {
+    match (op.body == Body::Patch, op.custom) {
+        (true, false) => PATCH_TYPES,
+        (true, true) => CUSTOM_PATCH_TYPES,
+        (false, false) => &["*/*"],
+        (false, true) => CUSTOM_TYPES,
     }
 }
 
@@ -137,12 +158,7 @@ fn operation(op: &Op, flavor: Flavor) -> Value {
                 );
             }
             if let Some((def, required)) = body(op) {
-                let types: &[&str] = if op.body == Body::Patch {
-                    PATCH_TYPES
-                } else {
-                    &["*/*"]
-                };
-                let content: Map<String, Value> = types
+                let content: Map<String, Value> = consumes(op)
                     .iter()
                     .map(|t| (t.to_string(), json!({"schema": schema_ref(&def, flavor)})))
                     .collect();
@@ -163,12 +179,7 @@ fn operation(op: &Op, flavor: Flavor) -> Value {
             }
             m.insert("produces".into(), json!(produces(op)));
             m.insert("schemes".into(), json!(["https"]));
-            let consumes: &[&str] = if op.body == Body::Patch {
-                PATCH_TYPES
-            } else {
-                &["*/*"]
-            };
-            m.insert("consumes".into(), json!(consumes));
+            m.insert("consumes".into(), json!(consumes(op)));
             if let Some((def, required)) = body(op) {
                 let mut b = Map::new();
                 b.insert("in".into(), json!("body"));
@@ -189,7 +200,8 @@ fn operation(op: &Op, flavor: Flavor) -> Value {
     Value::Object(m)
 }
 
-fn paths(items: &[PathItem], flavor: Flavor) -> (Map<String, Value>, BTreeSet<String>) {
+/// The `paths` object of `items`, and the definitions their operations refer to.
+pub(super) fn paths(items: &[PathItem], flavor: Flavor) -> (Map<String, Value>, BTreeSet<String>) {
     let mut out = Map::new();
     let mut refs = BTreeSet::new();
     for item in items {

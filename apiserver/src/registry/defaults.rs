@@ -92,10 +92,29 @@ pub fn pod_spec(spec: &mut Value) {
     set_default(s, "dnsPolicy", json!("ClusterFirst"));
     set_default(s, "securityContext", json!({}));
     set_default(s, "schedulerName", json!("default-scheduler"));
+    service_account_alias(s);
     for key in ["containers", "initContainers"] {
         if let Some(list) = s.get_mut(key).and_then(Value::as_array_mut) {
             list.iter_mut().for_each(default_container);
         }
+    }
+}
+
+/// `serviceAccount` is the deprecated alias of `serviceAccountName`
+/// (upstream's v1 conversion): a spec naming only the alias gets the name,
+/// and the alias always echoes the name (the name wins when both are given).
+fn service_account_alias(spec: &mut Map<String, Value>) {
+    let name = ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|key| {
+            spec.get(*key)
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+        })
+        .map(str::to_string);
+    if let Some(name) = name {
+        spec.insert("serviceAccountName".into(), json!(name));
+        spec.insert("serviceAccount".into(), json!(name));
     }
 }
 
@@ -361,6 +380,30 @@ mod tests {
             default_container(&mut c);
             assert_eq!(c["imagePullPolicy"], policy, "{image}");
         }
+    }
+
+    #[test]
+    fn service_account_alias_follows_the_name() {
+        let alias = |spec: Value| {
+            let mut spec = spec;
+            pod_spec(&mut spec);
+            (
+                spec.get("serviceAccountName").cloned(),
+                spec.get("serviceAccount").cloned(),
+            )
+        };
+        let both = |n: &str| (Some(json!(n)), Some(json!(n)));
+        assert_eq!(alias(json!({"serviceAccount": "old"})), both("old"));
+        assert_eq!(alias(json!({"serviceAccountName": "new"})), both("new"));
+        assert_eq!(
+            alias(json!({"serviceAccountName": "new", "serviceAccount": "old"})),
+            both("new")
+        );
+        assert_eq!(
+            alias(json!({"serviceAccountName": "", "serviceAccount": "old"})),
+            both("old")
+        );
+        assert_eq!(alias(json!({})), (None, None));
     }
 
     fn job_spec(spec: Value) -> Value {

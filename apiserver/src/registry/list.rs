@@ -9,7 +9,10 @@ use super::meta::decode_stored;
 use super::store::Store;
 use crate::api_error::{ApiError, ApiResult};
 use crate::resources::ResourceInfo;
-use crate::selectors::{FieldSelector, LabelSelector, field_value};
+use crate::selectors::{
+    FieldSelector, LabelSelector, convert_custom_resource_field_label, custom_resource_field_value,
+    field_value,
+};
 use crate::storage::{ListOptions, Revision, StorageError};
 
 /// A parsed list (or watch) request.
@@ -79,7 +82,11 @@ impl ListRequest {
             return false;
         }
         if let Some(sel) = &self.field_selector {
+            let custom = info.strategy.selectable_fields().is_some();
             let lookup = |field: &str| {
+                if custom {
+                    return Some(custom_resource_field_value(obj, field));
+                }
                 field_value(&info.group, &info.plural, obj, field)
                     .ok()
                     .flatten()
@@ -93,10 +100,19 @@ impl ListRequest {
 
     /// Rejects field selectors on fields the resource does not support (400, as upstream).
     pub fn check_fields(&self, info: &ResourceInfo) -> ApiResult<()> {
-        if let Some(sel) = &self.field_selector {
-            sel.validate_for(&info.group, &info.version, &info.plural)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        }
+        let Some(sel) = &self.field_selector else {
+            return Ok(());
+        };
+        let checked = match info.strategy.selectable_fields() {
+            Some(declared) => {
+                let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
+                sel.requirements().iter().try_for_each(|r| {
+                    convert_custom_resource_field_label(!info.namespaced, &declared, &r.field)
+                })
+            }
+            None => sel.validate_for(&info.group, &info.version, &info.plural),
+        };
+        checked.map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(())
     }
 }

@@ -115,6 +115,19 @@ pub trait Strategy: Send + Sync + 'static {
     fn scale_paths(&self) -> ScalePaths {
         ScalePaths::default()
     }
+
+    /// The field-selector labels a custom resource declares (a CRD version's
+    /// `selectableFields`, without the leading dot); `None` for built-in
+    /// kinds, whose labels `crate::selectors` knows.
+    fn selectable_fields(&self) -> Option<&[String]> {
+        None
+    }
+
+    /// The OpenAPI definitions a custom resource publishes; `None` for
+    /// built-in kinds, whose documents are vendored.
+    fn openapi(&self) -> Option<&crate::openapi::CustomSchemas> {
+        None
+    }
 }
 
 /// A resource's own Table columns.
@@ -157,6 +170,9 @@ impl Strategy for Workload {
     fn apply_defaults(&self, obj: &mut Value) {
         defaults::workload(obj);
     }
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        crate::validation::workload(obj)
+    }
     fn tracks_generation(&self) -> bool {
         true
     }
@@ -168,6 +184,11 @@ impl Strategy for Pods {
         self.apply_defaults(obj);
         let qos = defaults::qos_class(obj.pointer("/spec").unwrap_or(&Value::Null));
         obj["status"] = json!({ "phase": "Pending", "qosClass": qos });
+    }
+    fn prepare_for_update(&self, obj: &mut Value, _old: &Value) {
+        self.apply_defaults(obj);
+        // Upstream's DefaultTolerationSeconds admits updates as well as creates.
+        pod_admission::default_toleration_seconds(obj);
     }
     fn apply_defaults(&self, obj: &mut Value) {
         if let Some(spec) = obj.get_mut("spec") {

@@ -14,17 +14,16 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::placement;
 use super::plan::{self, Bounds, Changes, NodeState};
-use crate::workload::backoff::Backoff;
 use crate::workload::events::Events;
 use crate::workload::expectations::{Expectations, Seen};
 use crate::workload::history::{self, REVISION_HASH_LABEL};
-use crate::workload::ownership::{self, Claim, Owner};
+use crate::workload::ownership::{self, Owner};
 use crate::workload::{api_errors, intstr, pods, time};
 
 pub(crate) const API_VERSION: &str = "apps/v1";
@@ -43,8 +42,8 @@ pub(crate) enum Error {
     History(#[from] history::Error),
     #[error("the pod or node cache is not ready")]
     CacheNotReady,
-    #[error("DaemonSet {0}: not adopting, {1}")]
-    CannotAdopt(String, &'static str),
+    #[error(transparent)]
+    Claim(#[from] ownership::ClaimError),
     #[error("{0}")]
     Manage(String),
 }
@@ -55,15 +54,6 @@ pub(crate) struct Ctx {
     pub(crate) nodes: Store<Node>,
     pub(crate) expectations: Arc<Expectations>,
     pub(crate) events: Events,
-    pub(crate) backoff: Backoff,
-}
-
-fn pod_seen(store: &Store<Pod>, ns: &str, name: &str) -> Seen {
-    match store.get(&ObjectRef::new(name).within(ns)) {
-        None => Seen::Absent,
-        Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
-        Some(_) => Seen::Present,
-    }
 }
 
 fn bounds(spec: &DaemonSetSpec, desired: i32) -> Result<Option<Bounds>, Error> {
@@ -149,9 +139,9 @@ pub(crate) async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Actio
     };
     let hash = history::hash_label(&current);
 
-    let satisfied = ctx
-        .expectations
-        .satisfied(&key, |name| pod_seen(&ctx.pods, &owner.namespace, name));
+    let satisfied = ctx.expectations.satisfied(&key, |name| {
+        Seen::in_cache(&ctx.pods, &owner.namespace, name)
+    });
     let owned = claim_pods(&ctx, &owner, &selector).await?;
     let grouped = plan::by_node(&owned);
     let template_spec = spec.template.spec.clone().unwrap_or_default();
@@ -242,52 +232,17 @@ pub(crate) async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Actio
     Ok(Action::await_change())
 }
 
-async fn can_adopt(ctx: &Ctx, owner: &Owner) -> Result<(), Error> {
-    let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let refuse = |why| Error::CannotAdopt(owner.name.clone(), why);
-    let fresh = api
-        .get_opt(&owner.name)
-        .await?
-        .ok_or_else(|| refuse("it was deleted"))?;
-    if fresh.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
-        return Err(refuse("its UID changed"));
-    }
-    if fresh.metadata.deletion_timestamp.is_some() {
-        return Err(refuse("it is being deleted"));
-    }
-    Ok(())
-}
-
 /// The DaemonSet's pods (terminating ones included), adopting and releasing.
 async fn claim_pods(ctx: &Ctx, owner: &Owner, selector: &Selector) -> Result<Vec<Pod>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let mut owned = Vec::new();
-    let mut adoption_checked = false;
-    for pod in ctx
+    let sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let candidates = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(owner.namespace.as_str()))
-    {
-        let (Some(name), Some(uid)) = (pod.metadata.name.clone(), pod.metadata.uid.clone()) else {
-            continue;
-        };
-        match ownership::classify(owner, selector, &pod.metadata) {
-            Claim::Keep => owned.push((*pod).clone()),
-            Claim::Ignore => {}
-            Claim::Release => ownership::release(&api, owner, &name, &uid).await?,
-            Claim::Adopt => {
-                if !adoption_checked {
-                    can_adopt(ctx, owner).await?;
-                    adoption_checked = true;
-                }
-                if let Some(adopted) = ownership::adopt(&api, owner, &name, &uid).await? {
-                    owned.push(adopted);
-                }
-            }
-        }
-    }
-    Ok(owned)
+        .map(|p| (*p).clone());
+    Ok(ownership::claim(&api, &sets, owner, selector, candidates).await?)
 }
 
 /// The daemon pod for `node`.

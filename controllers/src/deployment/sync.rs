@@ -20,9 +20,9 @@ use kube::runtime::reflector::Store;
 use super::{rolling, scale, status, strategy, util};
 use crate::workload::backoff::Backoff;
 use crate::workload::events::Events;
-use crate::workload::hash;
-use crate::workload::ownership::{self, Claim, Owner};
+use crate::workload::ownership::{self, Owner};
 use crate::workload::time;
+use crate::workload::{api_errors, hash};
 
 const CACHE_WAIT: Duration = Duration::from_secs(30);
 
@@ -32,12 +32,8 @@ pub(crate) enum Error {
     Kube(#[from] kube::Error),
     #[error("the ReplicaSet or pod cache is not ready")]
     CacheNotReady,
-    #[error("Deployment {ns}/{name}: {reason}; not adopting")]
-    CannotAdopt {
-        ns: String,
-        name: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Claim(#[from] ownership::ClaimError),
     #[error("hashing the pod template: {0}")]
     Hash(#[from] serde_json::Error),
     #[error(
@@ -52,13 +48,6 @@ pub(crate) struct Ctx {
     pub(crate) pods: Store<Pod>,
     pub(crate) events: Events,
     pub(crate) backoff: Backoff,
-}
-
-fn error_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The new ReplicaSet (if any) and the others.
@@ -233,55 +222,7 @@ impl Sync<'_> {
             .filter(|rs| rs.metadata.namespace.as_deref() == Some(self.ns.as_str()))
             .map(|rs| (**rs).clone())
             .collect();
-        let mut owned = Vec::new();
-        let mut adoption_checked = false;
-        for rs in candidates {
-            let (Some(name), Some(uid)) = (rs.metadata.name.clone(), rs.metadata.uid.clone())
-            else {
-                continue;
-            };
-            match ownership::classify(owner, selector, &rs.metadata) {
-                Claim::Keep => owned.push(rs),
-                Claim::Ignore => {}
-                Claim::Release => {
-                    tracing::info!(deployment = %self.name, replicaset = %name, "releasing ReplicaSet that no longer matches");
-                    ownership::release(&self.rs_api, owner, &name, &uid).await?;
-                }
-                Claim::Adopt => {
-                    if !adoption_checked {
-                        self.can_adopt(owner).await?;
-                        adoption_checked = true;
-                    }
-                    tracing::info!(deployment = %self.name, replicaset = %name, "adopting orphan ReplicaSet");
-                    if let Some(adopted) =
-                        ownership::adopt(&self.rs_api, owner, &name, &uid).await?
-                    {
-                        owned.push(adopted);
-                    }
-                }
-            }
-        }
-        Ok(owned)
-    }
-
-    async fn can_adopt(&self, owner: &Owner) -> Result<(), Error> {
-        let refuse = |reason: &str| Error::CannotAdopt {
-            ns: self.ns.clone(),
-            name: self.name.clone(),
-            reason: reason.to_string(),
-        };
-        let fresh = self
-            .api
-            .get_opt(&self.name)
-            .await?
-            .ok_or_else(|| refuse("it was deleted"))?;
-        if fresh.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
-            return Err(refuse("its UID changed"));
-        }
-        if fresh.metadata.deletion_timestamp.is_some() {
-            return Err(refuse("it is being deleted"));
-        }
-        Ok(())
+        Ok(ownership::claim(&self.rs_api, &self.api, owner, selector, candidates).await?)
     }
 
     /// Sets the Deployment's revision annotation (written with the status, as
@@ -453,7 +394,7 @@ impl Sync<'_> {
                 }
                 let message = format!(
                     "Failed to create new replica set \"{rs_name}\": {}",
-                    error_message(&e)
+                    api_errors::message(&e)
                 );
                 if status::has_progress_deadline(&self.d) {
                     self.set_progressing("False", status::FAILED_RS_CREATE, message.clone());

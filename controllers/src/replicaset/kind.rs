@@ -2,9 +2,6 @@
 //! the spec fields it reads and the status it writes. A ReplicationController's
 //! map selector becomes an equality-only label selector.
 
-use std::fmt::Debug;
-
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{
     PodTemplateSpec, ReplicationController, ReplicationControllerCondition,
@@ -12,8 +9,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::serde::Serialize;
-use k8s_openapi::serde::de::DeserializeOwned;
-use kube::Resource;
+
+use crate::workload::runner::PodOwner;
 
 /// The spec fields the controller acts on.
 #[derive(Debug, Clone, Default)]
@@ -51,18 +48,8 @@ fn nonzero<T: Default + PartialEq>(v: T) -> Option<T> {
 }
 
 /// A kind the replica controller manages.
-pub(crate) trait ReplicaKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Serialize
-    + Send
-    + Sync
-    + 'static
-{
+pub(crate) trait ReplicaKind: PodOwner + Serialize {
     const API_VERSION: &'static str;
-    const KIND: &'static str;
     /// The controller name events are reported under.
     const REPORTER: &'static str;
     fn spec_view(&self) -> ReplicaSpec;
@@ -70,9 +57,27 @@ pub(crate) trait ReplicaKind:
     fn set_status(&mut self, status: &ReplicaStatus);
 }
 
+impl PodOwner for ReplicaSet {
+    const KIND: &'static str = "ReplicaSet";
+
+    fn pod_selector(&self) -> Option<LabelSelector> {
+        self.spec.as_ref().map(|s| s.selector.clone())
+    }
+}
+
+impl PodOwner for ReplicationController {
+    const KIND: &'static str = "ReplicationController";
+
+    fn pod_selector(&self) -> Option<LabelSelector> {
+        self.spec.as_ref().map(|s| LabelSelector {
+            match_labels: s.selector.clone(),
+            match_expressions: None,
+        })
+    }
+}
+
 impl ReplicaKind for ReplicaSet {
     const API_VERSION: &'static str = "apps/v1";
-    const KIND: &'static str = "ReplicaSet";
     const REPORTER: &'static str = "replicaset-controller";
 
     fn spec_view(&self) -> ReplicaSpec {
@@ -82,7 +87,7 @@ impl ReplicaKind for ReplicaSet {
         ReplicaSpec {
             replicas: spec.replicas.unwrap_or(1),
             min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
-            selector: spec.selector.clone(),
+            selector: self.pod_selector().unwrap_or_default(),
             template: spec.template.clone(),
         }
     }
@@ -139,7 +144,6 @@ impl ReplicaKind for ReplicaSet {
 
 impl ReplicaKind for ReplicationController {
     const API_VERSION: &'static str = "v1";
-    const KIND: &'static str = "ReplicationController";
     const REPORTER: &'static str = "replication-controller";
 
     fn spec_view(&self) -> ReplicaSpec {
@@ -149,10 +153,7 @@ impl ReplicaKind for ReplicationController {
         ReplicaSpec {
             replicas: spec.replicas.unwrap_or(1),
             min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
-            selector: LabelSelector {
-                match_labels: spec.selector.clone(),
-                match_expressions: None,
-            },
+            selector: self.pod_selector().unwrap_or_default(),
             template: spec.template.clone(),
         }
     }

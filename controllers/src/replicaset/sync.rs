@@ -10,15 +10,14 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 
 use super::kind::{ReplicaKind, ReplicaSpec, ReplicaStatus};
 use super::status;
-use crate::workload::backoff::Backoff;
 use crate::workload::events::Events;
 use crate::workload::expectations::{Expectations, Seen};
-use crate::workload::ownership::{self, Claim, Owner};
-use crate::workload::{pods, time};
+use crate::workload::ownership::{self, Owner};
+use crate::workload::{api_errors, pods, time};
 
 /// At most this many pods are created or deleted in one sync, as upstream.
 const BURST_REPLICAS: usize = 500;
@@ -36,13 +35,8 @@ pub(crate) enum Error {
     Kube(#[from] kube::Error),
     #[error("the pod cache is not ready")]
     CacheNotReady,
-    #[error("{kind} {ns}/{name}: {reason}; not adopting")]
-    CannotAdopt {
-        kind: &'static str,
-        ns: String,
-        name: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Claim(#[from] ownership::ClaimError),
     #[error("{0}")]
     Manage(String),
 }
@@ -53,35 +47,6 @@ pub(crate) struct Ctx<K: ReplicaKind> {
     pub(crate) owners: Store<K>,
     pub(crate) expectations: Arc<Expectations>,
     pub(crate) events: Events,
-    pub(crate) backoff: Backoff,
-}
-
-/// The API server's message for an API error, as upstream puts `err.Error()`
-/// into the failure condition.
-fn error_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Creating in a namespace being deleted is refused; not a failure to report.
-fn namespace_terminating(err: &kube::Error) -> bool {
-    match err {
-        kube::Error::Api(status) => status
-            .details
-            .as_ref()
-            .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")),
-        _ => false,
-    }
-}
-
-fn pod_seen(store: &Store<Pod>, ns: &str, name: &str) -> Seen {
-    match store.get(&ObjectRef::new(name).within(ns)) {
-        None => Seen::Absent,
-        Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
-        Some(_) => Seen::Present,
-    }
 }
 
 pub(crate) async fn reconcile<K: ReplicaKind>(
@@ -105,9 +70,9 @@ pub(crate) async fn reconcile<K: ReplicaKind>(
         _ => return Err(Error::CacheNotReady),
     }
 
-    let needs_sync = ctx
-        .expectations
-        .satisfied(&key, |name| pod_seen(&ctx.pods, &owner.namespace, name));
+    let needs_sync = ctx.expectations.satisfied(&key, |name| {
+        Seen::in_cache(&ctx.pods, &owner.namespace, name)
+    });
     let candidates: Vec<Pod> = ctx
         .pods
         .state()
@@ -152,29 +117,6 @@ pub(crate) async fn reconcile<K: ReplicaKind>(
     Ok(Action::await_change())
 }
 
-/// Fresh read of the owner before adopting: a controller that was deleted or
-/// recreated under the same name must not adopt.
-async fn can_adopt<K: ReplicaKind>(ctx: &Ctx<K>, owner: &Owner) -> Result<(), Error> {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let refuse = |reason: &str| Error::CannotAdopt {
-        kind: K::KIND,
-        ns: owner.namespace.clone(),
-        name: owner.name.clone(),
-        reason: reason.to_string(),
-    };
-    let fresh = api
-        .get_opt(&owner.name)
-        .await?
-        .ok_or_else(|| refuse("it was deleted"))?;
-    if fresh.meta().uid.as_deref() != Some(owner.uid.as_str()) {
-        return Err(refuse("its UID changed"));
-    }
-    if fresh.meta().deletion_timestamp.is_some() {
-        return Err(refuse("it is being deleted"));
-    }
-    Ok(())
-}
-
 async fn claim_pods<K: ReplicaKind>(
     ctx: &Ctx<K>,
     owner: &Owner,
@@ -182,32 +124,8 @@ async fn claim_pods<K: ReplicaKind>(
     candidates: Vec<Pod>,
 ) -> Result<Vec<Pod>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let mut owned = Vec::new();
-    let mut adoption_checked = false;
-    for pod in candidates {
-        let (Some(name), Some(uid)) = (pod.metadata.name.clone(), pod.metadata.uid.clone()) else {
-            continue;
-        };
-        match ownership::classify(owner, selector, &pod.metadata) {
-            Claim::Keep => owned.push(pod),
-            Claim::Ignore => {}
-            Claim::Release => {
-                tracing::info!(kind = K::KIND, owner = %owner.name, pod = %name, "releasing pod that no longer matches");
-                ownership::release(&api, owner, &name, &uid).await?;
-            }
-            Claim::Adopt => {
-                if !adoption_checked {
-                    can_adopt(ctx, owner).await?;
-                    adoption_checked = true;
-                }
-                tracing::info!(kind = K::KIND, owner = %owner.name, pod = %name, "adopting orphan pod");
-                if let Some(adopted) = ownership::adopt(&api, owner, &name, &uid).await? {
-                    owned.push(adopted);
-                }
-            }
-        }
-    }
-    Ok(owned)
+    let owners: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    Ok(ownership::claim(&api, &owners, owner, selector, candidates).await?)
 }
 
 /// Creates or deletes pods toward `spec.replicas`; the error is the message for
@@ -265,7 +183,7 @@ async fn manage_replicas<K: ReplicaKind>(
                     let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
                     if !gone {
                         tracing::warn!(kind = K::KIND, object = %key, pod = %name, error = %e, "deleting pod failed");
-                        let message = error_message(&e);
+                        let message = api_errors::message(&e);
                         ctx.events.warning(
                             regarding.clone(),
                             "FailedDelete",
@@ -313,10 +231,10 @@ async fn create_slow_start(
                         );
                     }
                 }
-                Err(e) if namespace_terminating(&e) => {}
+                Err(e) if api_errors::namespace_terminating(&e) => {}
                 Err(e) => {
                     tracing::warn!(object = %key, error = %e, "creating pod failed");
-                    let message = error_message(&e);
+                    let message = api_errors::message(&e);
                     events.warning(
                         regarding.clone(),
                         "FailedCreate",

@@ -1,146 +1,32 @@
-//! Wiring of the StatefulSet controller: reflectors for sets and pods, pod
-//! events mapped to the set they concern (their controller, or for an orphan
-//! every set whose selector matches it) and fed to the expectations, all
-//! driving `kube::runtime`'s applier.
+//! Wiring of the StatefulSet controller: the shared workload runner (sets,
+//! pods, expectations, back-off) with nothing more to watch.
 
-use std::sync::Arc;
-
-use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
-use kube::core::{Selector, SelectorExt};
-use kube::runtime::controller::{Action, trigger_self, trigger_with};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, applier, watcher};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::sync::{Ctx, Error, KIND, reconcile};
-use crate::workload::backoff::Backoff;
-use crate::workload::events::Events;
-use crate::workload::expectations::Expectations;
-use crate::workload::ownership;
+use super::sync::{Ctx, KIND, reconcile};
+use crate::workload::runner::{self, PodOwner};
 
-fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
-    )
-}
+impl PodOwner for StatefulSet {
+    const KIND: &'static str = KIND;
 
-/// The sets a pod event concerns.
-fn sets_of_pod(sets: &Store<StatefulSet>, pod: &Pod) -> Vec<ObjectRef<StatefulSet>> {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    if let Some(r) = ownership::controller_of(&pod.metadata) {
-        if r.kind == KIND {
-            return vec![ObjectRef::new(&r.name).within(&ns)];
-        }
-        return Vec::new();
+    fn pod_selector(&self) -> Option<LabelSelector> {
+        self.spec.as_ref().map(|s| s.selector.clone())
     }
-    let empty = Default::default();
-    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-    sets.state()
-        .iter()
-        .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|s| {
-            s.spec.as_ref().is_some_and(|spec| {
-                Selector::try_from(spec.selector.clone())
-                    .is_ok_and(|sel| !sel.selects_all() && sel.matches(labels))
-            })
-        })
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
-        .collect()
-}
-
-fn observe(expectations: &Expectations, event: &watcher::Event<Pod>) {
-    let (pod, deleted) = match event {
-        watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, false),
-        watcher::Event::Delete(p) => (p, true),
-        watcher::Event::Init | watcher::Event::InitDone => return,
-    };
-    let (Some(r), Some(name)) = (
-        ownership::controller_of(&pod.metadata),
-        pod.metadata.name.as_deref(),
-    ) else {
-        return;
-    };
-    if r.kind != KIND {
-        return;
-    }
-    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-    expectations.observe(
-        &format!("{ns}/{}", r.name),
-        name,
-        deleted || pod.metadata.deletion_timestamp.is_some(),
-    );
-}
-
-fn error_policy(set: Arc<StatefulSet>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    let delay = ctx.backoff.next(&key_of(&set.metadata));
-    tracing::warn!(statefulset = %key_of(&set.metadata), error = %err, ?delay, "statefulset sync failed; retrying");
-    Action::requeue(delay)
-}
-
-async fn sync_once(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let key = key_of(&set.metadata);
-    let result = reconcile(set, ctx.clone()).await;
-    if result.is_ok() {
-        ctx.backoff.reset(&key);
-    }
-    result
 }
 
 pub(crate) async fn run(client: kube::Client) {
-    let expectations = Arc::new(Expectations::default());
-    let (set_store, set_writer) = reflector::store::<StatefulSet>();
-    let (pod_store, pod_writer) = reflector::store::<Pod>();
-
-    let forget = expectations.clone();
-    let set_events = watcher(
-        Api::<StatefulSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(set_writer)
-    .inspect_ok(move |event| {
-        if let watcher::Event::Delete(s) = event {
-            forget.forget(&key_of(&s.metadata));
-        }
-    })
-    .touched_objects();
-    let seen = expectations.clone();
-    let sets_for_pods = set_store.clone();
-    let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_writer)
-        .inspect_ok(move |event| observe(&seen, event))
-        .touched_objects();
-    let queue = stream::select(
-        trigger_self(set_events, ()).boxed(),
-        trigger_with(pod_events, move |pod: Pod| {
-            sets_of_pod(&sets_for_pods, &pod)
-        })
-        .boxed(),
-    );
-    let ctx = Arc::new(Ctx {
-        events: Events::new(client.clone(), "statefulset-controller"),
+    runner::run(
         client,
-        pods: pod_store,
-        expectations,
-        backoff: Backoff::default(),
-    });
-    applier(
-        |set, ctx| Box::pin(sync_once(set, ctx)),
-        error_policy,
-        ctx,
-        set_store,
-        queue,
-        Default::default(),
+        "statefulset-controller",
+        reconcile,
+        |shared| Ctx {
+            client: shared.client,
+            pods: shared.pods,
+            expectations: shared.expectations,
+            events: shared.events,
+        },
+        runner::no_more_requests,
     )
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "statefulset controller");
-        }
-    })
     .await;
 }

@@ -24,16 +24,15 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::Selector;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::identity::{self, ordinal_of};
 use super::status::{self, healthy, terminating};
-use crate::workload::backoff::Backoff;
 use crate::workload::events::Events;
 use crate::workload::expectations::{Expectations, Seen};
-use crate::workload::ownership::{self, Claim, Owner};
+use crate::workload::ownership::{self, Owner};
 use crate::workload::{api_errors, history, intstr, time};
 
 pub(crate) const API_VERSION: &str = "apps/v1";
@@ -50,8 +49,8 @@ pub(crate) enum Error {
     History(#[from] history::Error),
     #[error("the pod cache is not ready")]
     CacheNotReady,
-    #[error("StatefulSet {0}: not adopting, {1}")]
-    CannotAdopt(String, &'static str),
+    #[error(transparent)]
+    Claim(#[from] ownership::ClaimError),
     #[error("{0}")]
     Manage(String),
 }
@@ -61,15 +60,6 @@ pub(crate) struct Ctx {
     pub(crate) pods: Store<Pod>,
     pub(crate) expectations: Arc<Expectations>,
     pub(crate) events: Events,
-    pub(crate) backoff: Backoff,
-}
-
-fn pod_seen(store: &Store<Pod>, ns: &str, name: &str) -> Seen {
-    match store.get(&ObjectRef::new(name).within(ns)) {
-        None => Seen::Absent,
-        Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
-        Some(_) => Seen::Present,
-    }
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -135,9 +125,9 @@ pub(crate) async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Ac
     let update_name = update.metadata.name.clone().unwrap_or_default();
     let current_template = history::template_of(&current).unwrap_or_else(|| spec.template.clone());
 
-    let satisfied = ctx
-        .expectations
-        .satisfied(&key, |name| pod_seen(&ctx.pods, &owner.namespace, name));
+    let satisfied = ctx.expectations.satisfied(&key, |name| {
+        Seen::in_cache(&ctx.pods, &owner.namespace, name)
+    });
     let pods = claim_pods(&ctx, &owner, &selector).await?;
 
     let manage = if satisfied && !owner.deleting {
@@ -257,57 +247,24 @@ async fn revisions_for(
     Ok((current, update, revisions))
 }
 
-/// Fresh read of the set before adopting: one deleted or recreated under the
-/// same name must not adopt.
-async fn can_adopt(ctx: &Ctx, owner: &Owner) -> Result<(), Error> {
-    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let refuse = |why| Error::CannotAdopt(owner.name.clone(), why);
-    let fresh = api
-        .get_opt(&owner.name)
-        .await?
-        .ok_or_else(|| refuse("it was deleted"))?;
-    if fresh.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
-        return Err(refuse("its UID changed"));
-    }
-    if fresh.metadata.deletion_timestamp.is_some() {
-        return Err(refuse("it is being deleted"));
-    }
-    Ok(())
-}
-
 /// The set's pods (terminating ones included), adopting and releasing.
 async fn claim_pods(ctx: &Ctx, owner: &Owner, selector: &Selector) -> Result<Vec<Pod>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let mut owned = Vec::new();
-    let mut adoption_checked = false;
-    let candidates = ctx.pods.state().into_iter().filter(|p| {
-        p.metadata.namespace.as_deref() == Some(owner.namespace.as_str())
-            && p.metadata
-                .name
-                .as_deref()
-                .and_then(|n| ordinal_of(&owner.name, n))
-                .is_some()
-    });
-    for pod in candidates {
-        let (Some(name), Some(uid)) = (pod.metadata.name.clone(), pod.metadata.uid.clone()) else {
-            continue;
-        };
-        match ownership::classify(owner, selector, &pod.metadata) {
-            Claim::Keep => owned.push((*pod).clone()),
-            Claim::Ignore => {}
-            Claim::Release => ownership::release(&api, owner, &name, &uid).await?,
-            Claim::Adopt => {
-                if !adoption_checked {
-                    can_adopt(ctx, owner).await?;
-                    adoption_checked = true;
-                }
-                if let Some(adopted) = ownership::adopt(&api, owner, &name, &uid).await? {
-                    owned.push(adopted);
-                }
-            }
-        }
-    }
-    Ok(owned)
+    let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let candidates = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.metadata.namespace.as_deref() == Some(owner.namespace.as_str())
+                && p.metadata
+                    .name
+                    .as_deref()
+                    .and_then(|n| ordinal_of(&owner.name, n))
+                    .is_some()
+        })
+        .map(|p| (*p).clone());
+    Ok(ownership::claim(&api, &sets, owner, selector, candidates).await?)
 }
 
 /// The two revisions pods are made from: `(name, template)`.

@@ -10,6 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
+
 /// How long unmet expectations hold a controller back at most.
 pub(crate) const EXPECTATIONS_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -26,6 +29,17 @@ pub(crate) enum Seen {
     Absent,
     Present,
     Terminating,
+}
+
+impl Seen {
+    /// What the pod cache `pods` shows of pod `ns/name`.
+    pub(crate) fn in_cache(pods: &Store<Pod>, ns: &str, name: &str) -> Self {
+        match pods.get(&ObjectRef::new(name).within(ns)) {
+            None => Seen::Absent,
+            Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
+            Some(_) => Seen::Present,
+        }
+    }
 }
 
 /// Outstanding creations and deletions, keyed by the controller's `ns/name`.

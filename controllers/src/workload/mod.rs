@@ -14,4 +14,5 @@ pub(crate) mod history;
 pub(crate) mod intstr;
 pub(crate) mod ownership;
 pub(crate) mod pods;
+pub(crate) mod runner;
 pub(crate) mod time;

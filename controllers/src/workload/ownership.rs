@@ -5,6 +5,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::serde::de::DeserializeOwned;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use serde_json::json;
@@ -148,6 +149,90 @@ where
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 422 => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Why claiming failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClaimError {
+    #[error("kube API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A fresh read of the owner forbids adoption.
+    #[error("{kind} {namespace}/{name}: {reason}; not adopting")]
+    CannotAdopt {
+        kind: String,
+        namespace: String,
+        name: String,
+        reason: &'static str,
+    },
+}
+
+/// Fresh read of the owner before adopting: an owner that was deleted, is
+/// being deleted, or was recreated under the same name must not adopt.
+async fn check_adoptable<O>(owners: &Api<O>, owner: &Owner) -> Result<(), ClaimError>
+where
+    O: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let refuse = |reason| ClaimError::CannotAdopt {
+        kind: owner.kind.clone(),
+        namespace: owner.namespace.clone(),
+        name: owner.name.clone(),
+        reason,
+    };
+    let fresh = owners
+        .get_opt(&owner.name)
+        .await?
+        .ok_or_else(|| refuse("it was deleted"))?;
+    if fresh.meta().uid.as_deref() != Some(owner.uid.as_str()) {
+        return Err(refuse("its UID changed"));
+    }
+    if fresh.meta().deletion_timestamp.is_some() {
+        return Err(refuse("it is being deleted"));
+    }
+    Ok(())
+}
+
+/// Applies the claim rules to `candidates` through `children`: keeps the
+/// owner's own, releases those that stopped matching and adopts matching
+/// orphans, after one fresh read of the owner through `owners`. The owned
+/// children, adopted ones as the API server returned them.
+pub(crate) async fn claim<C, O>(
+    children: &Api<C>,
+    owners: &Api<O>,
+    owner: &Owner,
+    selector: &Selector,
+    candidates: impl IntoIterator<Item = C>,
+) -> Result<Vec<C>, ClaimError>
+where
+    C: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    O: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut owned = Vec::new();
+    let mut adoption_checked = false;
+    for child in candidates {
+        let meta = child.meta();
+        let (Some(name), Some(uid)) = (meta.name.clone(), meta.uid.clone()) else {
+            continue;
+        };
+        match classify(owner, selector, meta) {
+            Claim::Keep => owned.push(child),
+            Claim::Ignore => {}
+            Claim::Release => {
+                tracing::info!(kind = %owner.kind, owner = %owner.name, child = %name, "releasing a child that no longer matches");
+                release(children, owner, &name, &uid).await?;
+            }
+            Claim::Adopt => {
+                if !adoption_checked {
+                    check_adoptable(owners, owner).await?;
+                    adoption_checked = true;
+                }
+                tracing::info!(kind = %owner.kind, owner = %owner.name, child = %name, "adopting an orphan");
+                if let Some(adopted) = adopt(children, owner, &name, &uid).await? {
+                    owned.push(adopted);
+                }
+            }
+        }
+    }
+    Ok(owned)
 }
 
 #[cfg(test)]

@@ -112,6 +112,34 @@ pub fn annotations_json(pairs: &[(&str, &str)]) -> serde_json::Value {
         .into()
 }
 
+/// A workload object of `kind` (`apps/v1`) named `name`: pods labelled
+/// `app: <name>`, selected by that label, with one `nginx:1` container; then
+/// each of `extra_spec`'s fields set in the spec, in order.
+pub fn workload<K: k8s_openapi::serde::de::DeserializeOwned>(
+    kind: &str,
+    name: &str,
+    extra_spec: &[serde_json::Value],
+) -> K {
+    let mut v = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
+            }
+        }
+    });
+    for extra in extra_spec {
+        if let (Some(spec), serde_json::Value::Object(extra)) = (v["spec"].as_object_mut(), extra) {
+            spec.extend(extra.clone());
+        }
+    }
+    serde_json::from_value(v).expect("a valid workload object")
+}
+
 /// Sets `annotations` on the object `name` (a merge patch of its metadata).
 /// On a pod of a fake node this is how a test steers it, as one pokes kwok:
 /// e.g. `[(PHASE_AFTER, "Failed"), (EXIT_CODE, "42")]` makes it fail now.

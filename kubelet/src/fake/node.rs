@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+use crate::node_heartbeat::{self, healthy_conditions};
 
 use super::ipam::{NodeCidr, free_indices};
 use super::{Error, FIELD_MANAGER, FakeNodeConfig};
@@ -151,7 +152,7 @@ fn internal_ip(node: &Node) -> Option<String> {
 /// periodic node status report does.
 pub(crate) async fn heartbeat(api: &Api<Node>, name: &str, since: Timestamp) -> Result<(), Error> {
     let patch = serde_json::json!({
-        "status": { "conditions": conditions(since, Timestamp::now()) },
+        "status": { "conditions": healthy_conditions(since, Timestamp::now()) },
     });
     api.patch_status(name, &patch_params(), &Patch::Merge(&patch))
         .await?;
@@ -217,7 +218,7 @@ pub(crate) fn node_status(
     NodeStatus {
         capacity: Some(resources.clone()),
         allocatable: Some(resources),
-        conditions: Some(conditions(now, now)),
+        conditions: Some(healthy_conditions(now, now)),
         addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
@@ -248,58 +249,12 @@ pub(crate) fn node_status(
     }
 }
 
-/// The four node conditions a healthy kubelet reports.
-fn conditions(since: Timestamp, heartbeat: Timestamp) -> Vec<NodeCondition> {
-    [
-        (
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-        ),
-        (
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-        ),
-        (
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-        ),
-        (
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status",
-        ),
-    ]
-    .into_iter()
-    .map(|(ty, status, reason, message)| NodeCondition {
-        type_: ty.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        last_heartbeat_time: Some(Time(heartbeat)),
-        last_transition_time: Some(Time(since)),
-    })
-    .collect()
-}
-
 pub(crate) fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
+    node_heartbeat::post_params(FIELD_MANAGER)
 }
 
 pub(crate) fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
+    node_heartbeat::patch_params(FIELD_MANAGER)
 }
 
 #[cfg(test)]

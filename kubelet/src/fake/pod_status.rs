@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::script::{End, Terminal};
+use crate::pods::status::{condition, gated_ready, merge_conditions};
 
 /// Phases after which a pod's containers never run again.
 pub(crate) fn is_terminal(pod: &Pod) -> bool {
@@ -205,73 +206,7 @@ pub(crate) fn ready_condition(
         let msg = unready_message(pod);
         return condition("Ready", false, Some("ContainersNotReady"), Some(msg), now);
     }
-    let gates = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.readiness_gates.as_deref())
-        .unwrap_or(&[]);
-    let mut unmet = Vec::new();
-    for gate in gates {
-        let ty = &gate.condition_type;
-        match conditions.iter().find(|c| &c.type_ == ty) {
-            None => unmet.push(format!(
-                "corresponding condition of pod readiness gate \"{ty}\" does not exist."
-            )),
-            Some(c) if c.status != "True" => unmet.push(format!(
-                "the status of pod readiness gate \"{ty}\" is not \"True\", but {}",
-                c.status
-            )),
-            Some(_) => {}
-        }
-    }
-    if unmet.is_empty() {
-        condition("Ready", true, None, None, now)
-    } else {
-        condition(
-            "Ready",
-            false,
-            Some("ReadinessGatesNotReady"),
-            Some(unmet.join(", ")),
-            now,
-        )
-    }
-}
-
-/// `existing` with each of `ours` put in place of the condition of its type;
-/// a condition whose status is unchanged keeps its lastTransitionTime.
-pub(crate) fn merge_conditions(
-    mut existing: Vec<PodCondition>,
-    ours: Vec<PodCondition>,
-) -> Vec<PodCondition> {
-    for mut cond in ours {
-        match existing.iter_mut().find(|c| c.type_ == cond.type_) {
-            Some(old) => {
-                if old.status == cond.status {
-                    cond.last_transition_time = old.last_transition_time.clone();
-                }
-                *old = cond;
-            }
-            None => existing.push(cond),
-        }
-    }
-    existing
-}
-
-fn condition(
-    ty: &str,
-    status: bool,
-    reason: Option<&str>,
-    message: Option<String>,
-    now: Timestamp,
-) -> PodCondition {
-    PodCondition {
-        type_: ty.into(),
-        status: if status { "True" } else { "False" }.into(),
-        reason: reason.map(Into::into),
-        message,
-        last_transition_time: Some(Time(now)),
-        ..Default::default()
-    }
+    gated_ready(pod, conditions, now)
 }
 
 fn base_status(uid: &str, c: &Container) -> ContainerStatus {

@@ -124,4 +124,5 @@ async fn clean_orphans(ctx: Arc<Ctx>, present: HashSet<String>) {
             tracing::warn!(sandbox = %s.id, error = %e, "removing orphaned sandbox failed");
         }
     }
+    crate::volumes::remove_orphan_pod_dirs(&ctx.config.root_dir, &present).await;
 }

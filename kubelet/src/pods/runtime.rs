@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::status::{Observed, Sandbox};
+use crate::config::Config;
 use crate::cri::{self, Runtime, v1};
+use crate::volumes::ContainerInputs;
+use crate::{env, etc_files};
 
 pub(crate) const POD_NAME: &str = "io.kubernetes.pod.name";
 pub(crate) const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
@@ -44,12 +47,11 @@ pub(crate) fn log_dir(root_dir: &Path, pod: &Pod) -> PathBuf {
 pub(crate) fn sandbox_config(
     pod: &Pod,
     node: &str,
-    root_dir: &Path,
+    config: &Config,
     attempt: u32,
 ) -> v1::PodSandboxConfig {
     let (ns, name, uid) = meta(pod);
     let spec = pod.spec.clone().unwrap_or_default();
-    let host_network = spec.host_network.unwrap_or(false);
     let mode = |host: Option<bool>| {
         if host.unwrap_or(false) {
             v1::NamespaceMode::Node as i32
@@ -82,11 +84,6 @@ pub(crate) fn sandbox_config(
         .collect();
     let mut labels = pod_labels(pod);
     labels.insert(NODE.into(), node.into());
-    let hostname = if host_network {
-        String::new()
-    } else {
-        spec.hostname.clone().unwrap_or_else(|| name.to_string())
-    };
     v1::PodSandboxConfig {
         metadata: Some(v1::PodSandboxMetadata {
             name: name.into(),
@@ -94,8 +91,11 @@ pub(crate) fn sandbox_config(
             namespace: ns.into(),
             attempt,
         }),
-        hostname,
-        log_directory: log_dir(root_dir, pod).to_string_lossy().into_owned(),
+        hostname: etc_files::sandbox_hostname(pod, &config.cluster_domain),
+        dns_config: Some(etc_files::dns_config(pod, config)),
+        log_directory: log_dir(&config.root_dir, pod)
+            .to_string_lossy()
+            .into_owned(),
         port_mappings,
         labels,
         annotations: pod
@@ -146,59 +146,33 @@ pub(crate) fn cgroup_parent(pod: &Pod) -> String {
     }
 }
 
-/// `$(VAR)` references in `s` replaced by the values defined so far;
-/// `$$(VAR)` stays literal as `$(VAR)`, unknown references stay as written.
-pub(crate) fn expand(s: &str, vars: &HashMap<String, String>) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + 1..];
-        if let Some(after) = tail.strip_prefix('$') {
-            out.push('$');
-            rest = after;
-        } else if let Some(inner) = tail.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-        {
-            let name = &inner[..end];
-            match vars.get(name) {
-                Some(v) => out.push_str(v),
-                None => {
-                    out.push_str("$(");
-                    out.push_str(name);
-                    out.push(')');
-                }
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = tail;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 pub(crate) fn container_config(
     pod: &Pod,
     c: &Container,
     image_ref: &str,
     attempt: u32,
+    inputs: ContainerInputs,
 ) -> v1::ContainerConfig {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    let mut envs = Vec::new();
-    for e in c.env.iter().flatten() {
-        // valueFrom sources come with the volume and downward API work.
-        let value = expand(e.value.as_deref().unwrap_or(""), &vars);
-        vars.insert(e.name.clone(), value.clone());
-        envs.push(v1::KeyValue {
-            key: e.name.clone(),
-            value: value.into_bytes(),
-        });
-    }
+    // Command and args expand with the final environment, as upstream's.
+    let vars: HashMap<&str, &str> = inputs
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let expand_all = |v: &Option<Vec<String>>| -> Vec<String> {
-        v.iter().flatten().map(|s| expand(s, &vars)).collect()
+        v.iter()
+            .flatten()
+            .map(|s| env::expand(s, |k| vars.get(k).map(|v| v.to_string())))
+            .collect()
     };
+    let envs = inputs
+        .env
+        .iter()
+        .map(|(k, v)| v1::KeyValue {
+            key: k.clone(),
+            value: v.clone().into_bytes(),
+        })
+        .collect();
     let mut labels = pod_labels(pod);
     labels.insert(CONTAINER_NAME.into(), c.name.clone());
     let annotations = HashMap::from([
@@ -227,6 +201,7 @@ pub(crate) fn container_config(
         args: expand_all(&c.args),
         working_dir: c.working_dir.clone().unwrap_or_default(),
         envs,
+        mounts: inputs.mounts,
         labels,
         annotations,
         log_path: format!("{}/{attempt}.log", c.name),
@@ -433,17 +408,4 @@ pub(crate) async fn remove_sandbox(rt: &Runtime, id: &str) -> cri::Result<()> {
         .await
         .map_err(cri::call("RemovePodSandbox"))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expands_variables() {
-        let vars = HashMap::from([("A".to_string(), "x".to_string())]);
-        assert_eq!(expand("$(A)-$(B)", &vars), "x-$(B)");
-        assert_eq!(expand("$$(A) $ a", &vars), "$(A) $ a");
-        assert_eq!(expand("$(A", &vars), "$(A");
-    }
 }

@@ -5,7 +5,14 @@
 //! (`ContainerCreating`, `PodInitializing`, or the pull/back-off reason the
 //! worker recorded); CRI running → running; CRI exited → terminated (or,
 //! while a restart backs off, waiting `CrashLoopBackOff` with the exit as
-//! `lastState`).
+//! `lastState`). A running container is `started` once its startup probe
+//! passed and `ready` once started and its readiness probe passes (the
+//! [`Probed`] results the worker's prober hands in); without such probes it
+//! is both as soon as it runs. Terminated states carry the termination
+//! message the worker read ([`crate::lifecycle`]).
+//!
+//! The condition helpers ([`condition`], [`merge_conditions`],
+//! [`gated_ready`]) are shared with the fake nodes' statuses.
 
 use std::collections::HashMap;
 
@@ -47,6 +54,17 @@ pub(crate) fn is_exited(c: &v1::ContainerStatus) -> bool {
     c.state == v1::ContainerState::ContainerExited as i32
 }
 
+/// What a container's probes say about its running instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Probed {
+    /// The CRI ID of the instance these results are about.
+    pub(crate) container_id: String,
+    /// Its startup probe passed.
+    pub(crate) started: bool,
+    /// Its readiness probe passes.
+    pub(crate) ready: bool,
+}
+
 /// The inputs the status is computed from, besides the pod and observation.
 #[derive(Debug)]
 pub(crate) struct Context<'a> {
@@ -59,6 +77,13 @@ pub(crate) struct Context<'a> {
     /// The pod is being torn down: containers that will not run again make
     /// it terminal whatever its restart policy.
     pub(crate) terminating: bool,
+    /// Probe results per container name (containers without probes need
+    /// no entry).
+    pub(crate) probed: &'a HashMap<String, Probed>,
+    /// Termination messages per CRI container ID, read by the worker.
+    pub(crate) messages: &'a HashMap<String, String>,
+    /// The kubelet failed the pod (reason, message), e.g. `DeadlineExceeded`.
+    pub(crate) failure: Option<(&'a str, &'a str)>,
     pub(crate) now: Timestamp,
 }
 
@@ -94,7 +119,12 @@ pub(crate) fn compute(pod: &Pod, observed: &Observed, cx: &Context<'_>) -> PodSt
         .collect();
 
     let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
-    let phase = phase(restart_policy, &init_statuses, &statuses, cx.terminating);
+    let mut phase = phase(restart_policy, &init_statuses, &statuses, cx.terminating);
+    if let Some((reason, message)) = cx.failure {
+        phase = "Failed";
+        status.reason = Some(reason.into());
+        status.message = Some(message.into());
+    }
     let terminal = matches!(phase, "Succeeded" | "Failed");
 
     let mut ours = Vec::new();
@@ -228,6 +258,13 @@ fn container_status(
         .as_ref()
         .map(|m| i32::try_from(m.attempt).unwrap_or(i32::MAX))
         .unwrap_or(0);
+    let probed = cx
+        .probed
+        .get(&c.name)
+        .filter(|p| p.container_id == latest.id);
+    let started =
+        is_running(latest) && (c.startup_probe.is_none() || probed.is_some_and(|p| p.started));
+    let probes_ready = started && (c.readiness_probe.is_none() || probed.is_some_and(|p| p.ready));
     let (state, last_state, ready) = if is_running(latest) {
         let running = ContainerState {
             running: Some(ContainerStateRunning {
@@ -235,7 +272,11 @@ fn container_status(
             }),
             ..Default::default()
         };
-        (running, history.get(1).map(|p| terminated(p, cx)), true)
+        (
+            running,
+            history.get(1).map(|p| terminated(p, cx)),
+            probes_ready,
+        )
     } else if is_exited(latest) {
         match override_waiting {
             Some((reason, message)) => (
@@ -259,7 +300,6 @@ fn container_status(
             false,
         )
     };
-    let started = state.running.is_some();
     ContainerStatus {
         name: c.name.clone(),
         image,
@@ -297,13 +337,24 @@ fn terminated(c: &v1::ContainerStatus, cx: &Context<'_>) -> ContainerState {
             container_id: Some(format!("{}://{}", cx.runtime_name, c.id)),
             exit_code: c.exit_code,
             reason: Some(reason),
-            message: (!c.message.is_empty()).then(|| c.message.clone()),
+            message: termination_message(c, cx),
             started_at: time_of(c.started_at),
             finished_at: time_of(c.finished_at),
             signal: None,
         }),
         ..Default::default()
     }
+}
+
+/// The runtime's message and the one the container left (file or log),
+/// joined as upstream does.
+fn termination_message(c: &v1::ContainerStatus, cx: &Context<'_>) -> Option<String> {
+    let left = cx.messages.get(&c.id).map(String::as_str).unwrap_or("");
+    let message = match (c.message.as_str(), left) {
+        ("", m) | (m, "") => m.to_string(),
+        (runtime, container) => format!("{runtime}: {container}"),
+    };
+    (!message.is_empty()).then_some(message)
 }
 
 /// A CRI timestamp (ns since the epoch; 0 = unset) at the API's precision.
@@ -392,7 +443,7 @@ pub(crate) fn phase(
 }
 
 /// Ready follows ContainersReady and every readiness gate.
-fn gated_ready(pod: &Pod, conditions: &[PodCondition], now: Timestamp) -> PodCondition {
+pub(crate) fn gated_ready(pod: &Pod, conditions: &[PodCondition], now: Timestamp) -> PodCondition {
     let gates = pod
         .spec
         .as_ref()
@@ -425,7 +476,12 @@ fn gated_ready(pod: &Pod, conditions: &[PodCondition], now: Timestamp) -> PodCon
     }
 }
 
-fn merge_conditions(mut existing: Vec<PodCondition>, ours: Vec<PodCondition>) -> Vec<PodCondition> {
+/// `existing` with each of `ours` put in place of the condition of its type;
+/// a condition whose status is unchanged keeps its lastTransitionTime.
+pub(crate) fn merge_conditions(
+    mut existing: Vec<PodCondition>,
+    ours: Vec<PodCondition>,
+) -> Vec<PodCondition> {
     for mut cond in ours {
         match existing.iter_mut().find(|c| c.type_ == cond.type_) {
             Some(old) => {
@@ -441,7 +497,7 @@ fn merge_conditions(mut existing: Vec<PodCondition>, ours: Vec<PodCondition>) ->
     existing
 }
 
-fn condition(
+pub(crate) fn condition(
     ty: &str,
     status: bool,
     reason: Option<&str>,
@@ -541,6 +597,15 @@ mod tests {
         observed: &Observed,
         waiting: &HashMap<String, (String, String)>,
     ) -> PodStatus {
+        run_probed(pod, observed, waiting, &HashMap::new())
+    }
+
+    fn run_probed(
+        pod: &Pod,
+        observed: &Observed,
+        waiting: &HashMap<String, (String, String)>,
+        probed: &HashMap<String, Probed>,
+    ) -> PodStatus {
         compute(
             pod,
             observed,
@@ -549,6 +614,9 @@ mod tests {
                 runtime_name: "containerd",
                 waiting,
                 terminating: false,
+                probed,
+                messages: &HashMap::new(),
+                failure: None,
                 now: Timestamp::now(),
             },
         )
@@ -713,9 +781,87 @@ mod tests {
                 runtime_name: "containerd",
                 waiting: &HashMap::new(),
                 terminating: true,
+                probed: &HashMap::new(),
+                messages: &HashMap::new(),
+                failure: None,
                 now: Timestamp::now(),
             },
         );
         assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn probes_gate_started_and_ready() {
+        let mut p = pod("Always", &["a"]);
+        if let Some(c) = p.spec.as_mut().map(|s| &mut s.containers[0]) {
+            c.startup_probe = Some(Default::default());
+            c.readiness_probe = Some(Default::default());
+        }
+        let obs = sandboxed(vec![cri("a", v1::ContainerState::ContainerRunning, 0, 0)]);
+        let flags = |probed: HashMap<String, Probed>| {
+            let s = run_probed(&p, &obs, &HashMap::new(), &probed);
+            let cs = s.container_statuses.clone().unwrap_or_default()[0].clone();
+            (cs.started, cs.ready, cond(&s, "ContainersReady"))
+        };
+        let probed = |id: &str, started, ready| {
+            HashMap::from([(
+                "a".to_string(),
+                Probed {
+                    container_id: id.into(),
+                    started,
+                    ready,
+                },
+            )])
+        };
+        assert_eq!(flags(HashMap::new()), (Some(false), false, "False".into()));
+        assert_eq!(
+            flags(probed("a-0", true, false)),
+            (Some(true), false, "False".into())
+        );
+        assert_eq!(
+            flags(probed("a-0", true, true)),
+            (Some(true), true, "True".into())
+        );
+        assert_eq!(
+            flags(probed("a-0", false, true)),
+            (Some(false), false, "False".into()),
+            "not ready before started"
+        );
+        assert_eq!(
+            flags(probed("old", true, true)),
+            (Some(false), false, "False".into()),
+            "results of another instance do not count"
+        );
+    }
+
+    #[test]
+    fn failure_and_messages() {
+        let p = pod("Always", &["a"]);
+        let obs = sandboxed(vec![cri("a", v1::ContainerState::ContainerExited, 137, 0)]);
+        let messages = HashMap::from([("a-0".to_string(), "bye".to_string())]);
+        let s = compute(
+            &p,
+            &obs,
+            &Context {
+                host_ip: "127.0.0.1",
+                runtime_name: "containerd",
+                waiting: &HashMap::new(),
+                terminating: false,
+                probed: &HashMap::new(),
+                messages: &messages,
+                failure: Some(("DeadlineExceeded", "too long")),
+                now: Timestamp::now(),
+            },
+        );
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(s.message.as_deref(), Some("too long"));
+        assert_eq!(cond(&s, "ContainersReady"), "False");
+        let t = s.container_statuses.unwrap_or_default()[0]
+            .state
+            .clone()
+            .and_then(|s| s.terminated)
+            .expect("terminated");
+        assert_eq!(t.message.as_deref(), Some("bye"));
     }
 }

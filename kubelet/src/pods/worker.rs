@@ -4,9 +4,13 @@
 //! ```text
 //!   pod bound ──► sync: sandbox → init containers in order → containers
 //!                  │      (restarts per restartPolicy, with back-off)
-//!                  │      relist every second while the pod is active
+//!                  │      relist every second while the pod is active;
+//!                  │      probes run beside it ([`crate::probes`]): a failed
+//!                  │      liveness/startup probe → preStop, stop, restart
+//!                  ├─ activeDeadlineSeconds passed ─► stop containers,
+//!                  │      phase Failed (DeadlineExceeded), stop sandbox
 //!                  ├─ phase Succeeded/Failed ─► stop sandbox, idle until deleted
-//!                  └─ deletionTimestamp ─► stop containers (grace period)
+//!                  └─ deletionTimestamp ─► preStop hooks, stop containers (grace period)
 //!                         → final status → remove sandbox → delete pod (grace 0)
 //!   pod gone from the API (force delete) ─► stop and remove, nothing written
 //! ```
@@ -14,7 +18,7 @@
 //! The latest pod wins: the manager replaces the value in the worker's
 //! `watch` channel, and the worker always syncs the newest one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +28,23 @@ use kube::api::{Api, DeleteParams, Patch, Preconditions};
 use tokio::sync::watch;
 
 use super::runtime::{self, log_dir};
-use super::status::{self, Observed, is_exited};
+use super::status::{self, Observed, is_exited, is_running};
 use super::{Ctx, Error};
 use crate::cri::{self, v1};
+use crate::events::{Events, container_ref, pod_ref};
+use crate::lifecycle;
 use crate::node::patch_params;
+use crate::probes::{self, Prober, Target};
+use crate::volumes::{PodVolumes, remove_pod_dir};
 
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How often an idle (terminal) pod is looked at again.
 const IDLE: Duration = Duration::from_secs(60);
 const RETRY: Duration = Duration::from_secs(2);
+/// Upstream's reason and message for a pod past its activeDeadlineSeconds.
+const DEADLINE_REASON: &str = "DeadlineExceeded";
+const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
 enum Next {
     Wait(Duration),
@@ -58,11 +69,29 @@ pub(crate) struct Worker {
     /// Waiting reasons for the status, recomputed by each sync.
     waiting: HashMap<String, (String, String)>,
     sandbox_stopped: bool,
+    events: Events,
+    probes: Prober,
+    /// Termination messages read so far, per CRI container ID (an exited
+    /// container's never changes).
+    messages: HashMap<String, String>,
+    /// The pod's IP once its sandbox has one: the default host of httpGet
+    /// probes and hooks.
+    pod_ip: String,
+    /// Set once the kubelet failed the pod itself (activeDeadlineSeconds).
+    failure: Option<(&'static str, &'static str)>,
+    volumes: PodVolumes,
 }
 
 impl Worker {
     pub(crate) fn new(ctx: Arc<Ctx>, uid: String) -> Self {
+        let events = Events::new(ctx.client.clone(), &ctx.node.name);
         Self {
+            probes: Prober::new(events.clone()),
+            events,
+            messages: HashMap::new(),
+            pod_ip: String::new(),
+            failure: None,
+            volumes: PodVolumes::new(&uid),
             ctx,
             uid,
             restart_delay: HashMap::new(),
@@ -100,6 +129,7 @@ impl Worker {
                                 ))
                                 .await;
                             }
+                            remove_pod_dir(&self.ctx.config.root_dir, &self.uid).await;
                             Next::Done
                         }
                         Err(e) => {
@@ -131,6 +161,7 @@ impl Worker {
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
             // Terminal: nothing runs again; the sandbox (and its IP) goes.
+            self.probes.stop_all();
             if !self.sandbox_stopped {
                 runtime::stop_containers(&self.ctx.runtime, &self.uid, 0).await?;
                 runtime::stop_sandboxes(&self.ctx.runtime, &self.uid).await?;
@@ -140,6 +171,20 @@ impl Worker {
         }
         let mut observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
         self.waiting.clear();
+        if deadline_exceeded(pod, Timestamp::now()) {
+            return self.fail_deadline(pod, &observed).await;
+        }
+        // Containers start once every volume is set up (the pod shows
+        // ContainerCreating meanwhile); running pods' volumes are refreshed.
+        if let Err(e) = self
+            .volumes
+            .sync(&self.ctx.client, &self.ctx.config, pod)
+            .await
+        {
+            tracing::warn!(pod = %name(pod), error = %e, "setting up volumes failed");
+            self.write_status(pod, &observed, false).await?;
+            return Ok(Next::Wait(RETRY));
+        }
         if observed.sandbox.is_none() {
             // Let the pod show ContainerCreating while CNI and the pause
             // container come up.
@@ -166,6 +211,12 @@ impl Worker {
         let Some(sandbox_id) = observed.sandbox.as_ref().map(|s| s.id.clone()) else {
             return Ok(Next::Wait(RETRY));
         };
+        self.pod_ip = pod_ip(pod, &observed, &self.ctx.node.host_ip);
+        self.probes
+            .sync(pod, &observed, &self.pod_ip, &self.ctx.runtime);
+        if self.kill_unhealthy(pod, &observed).await? {
+            observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
+        }
         let mut acted = false;
         for (container, attempt) in self.plan(pod, &observed) {
             acted = true;
@@ -174,6 +225,8 @@ impl Worker {
         if acted {
             observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
         }
+        self.probes
+            .sync(pod, &observed, &self.pod_ip, &self.ctx.runtime);
         let status = self.write_status(pod, &observed, false).await?;
         if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
             runtime::stop_sandboxes(&self.ctx.runtime, &self.uid).await?;
@@ -274,7 +327,33 @@ impl Worker {
                 return Ok(());
             }
         };
-        let config = runtime::container_config(pod, c, &image_ref, attempt);
+        let sandbox_ips: Vec<String> = (!self.pod_ip.is_empty())
+            .then(|| self.pod_ip.clone())
+            .into_iter()
+            .collect();
+        let inputs = match crate::volumes::container_inputs(
+            &self.ctx.client,
+            &self.ctx.config,
+            &self.ctx.node,
+            pod,
+            c,
+            &sandbox_ips,
+        )
+        .await
+        {
+            Ok(i) => i,
+            Err(message) => {
+                self.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerConfigError".into(), message),
+                );
+                return Ok(());
+            }
+        };
+        let mut config = runtime::container_config(pod, c, &image_ref, attempt, inputs);
+        let message_file =
+            lifecycle::message_mount(&self.ctx.config.root_dir, &self.uid, c, attempt).await;
+        config.mounts.extend(message_file.map_err(Error::Io)?);
         let dir = log_dir(&self.ctx.config.root_dir, pod).join(&c.name);
         tokio::fs::create_dir_all(&dir).await.map_err(Error::Io)?;
         let sandbox_config = self.sandbox_config(pod, 0);
@@ -312,8 +391,148 @@ impl Worker {
                 c.name.clone(),
                 ("RunContainerError".into(), s.message().into()),
             );
+        } else {
+            self.post_start(pod, c, id).await?;
         }
         Ok(())
+    }
+
+    /// Runs the container's postStart hook; a failed hook kills the
+    /// container (`FailedPostStartHook`), which is then restarted per the
+    /// restart policy.
+    async fn post_start(&mut self, pod: &Pod, c: &Container, id: String) -> Result<(), Error> {
+        let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let target = self.target(c, id);
+        let Err(message) = lifecycle::run_hook(hook, &target, &name(pod), None).await else {
+            return Ok(());
+        };
+        tracing::info!(pod = %name(pod), container = %c.name, %message, "postStart hook failed");
+        self.events.warning(
+            container_ref(pod, &c.name),
+            "FailedPostStartHook",
+            message.clone(),
+        );
+        lifecycle::stop_container(
+            &self.events,
+            pod,
+            &target,
+            grace_seconds(pod),
+            "FailedPostStartHook".into(),
+        )
+        .await?;
+        self.waiting
+            .insert(c.name.clone(), ("PostStartHookError".into(), message));
+        Ok(())
+    }
+
+    /// Kills the containers whose liveness or startup probe failed (they
+    /// are restarted per the restart policy); true when any was.
+    async fn kill_unhealthy(&mut self, pod: &Pod, observed: &Observed) -> Result<bool, Error> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut killed = false;
+        for (container, id, kind) in self.probes.failed() {
+            let Some(c) = spec.containers.iter().find(|c| c.name == container) else {
+                continue;
+            };
+            let current = observed
+                .latest(&container)
+                .is_some_and(|l| l.id == id && is_running(l));
+            if !current {
+                continue;
+            }
+            let grace = probes::kill_grace(Some(c), kind, grace_seconds(pod));
+            let note = format!(
+                "Container {container} failed {} probe, will be restarted",
+                kind.name().to_lowercase()
+            );
+            tracing::info!(pod = %name(pod), %container, probe = kind.name(), "probe failed; killing the container");
+            lifecycle::stop_container(&self.events, pod, &self.target(c, id), grace, note).await?;
+            killed = true;
+        }
+        Ok(killed)
+    }
+
+    /// Stops every running container of the pod at once, each after its
+    /// preStop hook, within `grace` seconds.
+    async fn stop_running(&self, pod: &Pod, observed: &Observed, grace: i64) -> Result<(), Error> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let stops: Vec<_> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .filter_map(|c| {
+                let latest = observed.latest(&c.name).filter(|l| is_running(l))?;
+                let target = self.target(c, latest.id.clone());
+                let note = format!("Stopping container {}", c.name);
+                Some(async move {
+                    lifecycle::stop_container(&self.events, pod, &target, grace, note).await
+                })
+            })
+            .collect();
+        for r in futures::future::join_all(stops).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// activeDeadlineSeconds passed: every container stops and the pod
+    /// fails with reason DeadlineExceeded; the sandbox goes.
+    async fn fail_deadline(&mut self, pod: &Pod, observed: &Observed) -> Result<Next, Error> {
+        self.probes.stop_all();
+        if self.failure.is_none() {
+            tracing::info!(pod = %name(pod), "active deadline exceeded; failing the pod");
+            self.events
+                .warning(pod_ref(pod), DEADLINE_REASON, DEADLINE_MESSAGE.into());
+        }
+        self.failure = Some((DEADLINE_REASON, DEADLINE_MESSAGE));
+        self.stop_running(pod, observed, grace_seconds(pod)).await?;
+        runtime::stop_containers(&self.ctx.runtime, &self.uid, grace_seconds(pod)).await?;
+        let observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
+        self.write_status(pod, &observed, false).await?;
+        runtime::stop_sandboxes(&self.ctx.runtime, &self.uid).await?;
+        self.sandbox_stopped = true;
+        Ok(Next::Wait(IDLE))
+    }
+
+    /// What a probe or hook of this container instance runs against.
+    fn target(&self, c: &Container, container_id: String) -> Target {
+        Target {
+            runtime: self.ctx.runtime.clone(),
+            container_id,
+            pod_ip: self.pod_ip.clone(),
+            container: c.clone(),
+        }
+    }
+
+    /// Reads the termination messages of newly exited containers (the
+    /// latest two instances of each, those the status shows) and forgets
+    /// those of removed ones.
+    async fn read_messages(&mut self, pod: &Pod, observed: &Observed) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut shown = HashSet::new();
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            let history = observed
+                .containers
+                .get(&c.name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for s in history.iter().take(2).filter(|s| is_exited(s)) {
+                shown.insert(s.id.clone());
+                if !self.messages.contains_key(&s.id) {
+                    let message = lifecycle::termination_message(c, s).await;
+                    self.messages.insert(s.id.clone(), message);
+                }
+            }
+        }
+        self.messages.retain(|id, _| shown.contains(id));
     }
 
     /// The image's ID, pulled per `imagePullPolicy`, or the waiting reason.
@@ -409,7 +628,11 @@ impl Worker {
     /// Stops the containers within the grace period, writes the final
     /// status, removes the sandbox and finally the pod object itself.
     async fn terminate(&mut self, pod: &Pod) -> Result<Next, Error> {
-        let rt = &self.ctx.runtime;
+        self.probes.stop_all();
+        let running = runtime::observe(&self.ctx.runtime, &self.uid).await?;
+        self.stop_running(pod, &running, grace_seconds(pod)).await?;
+        let ctx = self.ctx.clone();
+        let rt = &ctx.runtime;
         runtime::stop_containers(rt, &self.uid, grace_seconds(pod)).await?;
         let observed = runtime::observe(rt, &self.uid).await?;
         self.waiting.clear();
@@ -418,6 +641,12 @@ impl Worker {
             runtime::remove_sandbox(rt, &s.id).await?;
         }
         let _ = tokio::fs::remove_dir_all(log_dir(&self.ctx.config.root_dir, pod)).await;
+        remove_pod_dir(&self.ctx.config.root_dir, &self.uid).await;
+        let _ = tokio::fs::remove_dir_all(lifecycle::containers_dir(
+            &self.ctx.config.root_dir,
+            &self.uid,
+        ))
+        .await;
         let (Some(ns), Some(pod_name)) = (
             pod.metadata.namespace.as_deref(),
             pod.metadata.name.as_deref(),
@@ -443,18 +672,20 @@ impl Worker {
     }
 
     fn sandbox_config(&self, pod: &Pod, attempt: u32) -> v1::PodSandboxConfig {
-        runtime::sandbox_config(pod, &self.ctx.node.name, &self.ctx.config.root_dir, attempt)
+        runtime::sandbox_config(pod, &self.ctx.node.name, &self.ctx.config, attempt)
     }
 
     /// Writes the computed status through `pods/status` when it differs from
     /// the pod's, guarded by the resourceVersion it was computed from (a
     /// conflict is left to the next sync, which sees the newer pod).
     async fn write_status(
-        &self,
+        &mut self,
         pod: &Pod,
         observed: &Observed,
         terminating: bool,
     ) -> Result<PodStatus, Error> {
+        self.read_messages(pod, observed).await;
+        let probed = self.probes.statuses();
         let status = status::compute(
             pod,
             observed,
@@ -463,6 +694,9 @@ impl Worker {
                 runtime_name: &self.ctx.node.runtime_name,
                 waiting: &self.waiting,
                 terminating,
+                probed: &probed,
+                messages: &self.messages,
+                failure: self.failure,
                 now: Timestamp::now(),
             },
         );
@@ -507,6 +741,33 @@ fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
+/// The address probes and hooks reach the pod at: the node's for a
+/// host-network pod, else its sandbox's first IP.
+fn pod_ip(pod: &Pod, observed: &Observed, host_ip: &str) -> String {
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        return host_ip.into();
+    }
+    observed
+        .sandbox
+        .as_ref()
+        .and_then(|s| s.ips.first().cloned())
+        .unwrap_or_default()
+}
+
+/// Whether the pod has been active longer than its activeDeadlineSeconds
+/// (counted from its startTime, as upstream).
+fn deadline_exceeded(pod: &Pod, now: Timestamp) -> bool {
+    let deadline = pod.spec.as_ref().and_then(|s| s.active_deadline_seconds);
+    let start = pod.status.as_ref().and_then(|s| s.start_time.as_ref());
+    let (Some(deadline), Some(start)) = (deadline, start) else {
+        return false;
+    };
+    start
+        .0
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(deadline))
+        .is_ok_and(|end| now >= end)
+}
+
 fn grace_seconds(pod: &Pod) -> i64 {
     pod.metadata
         .deletion_grace_period_seconds
@@ -542,6 +803,28 @@ mod tests {
             "IfNotPresent"
         );
         assert_eq!(default_pull_policy("busybox@sha256:ab"), "IfNotPresent");
+    }
+
+    #[test]
+    fn deadline_counts_from_start_time() {
+        use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let start = Timestamp::from_second(1_700_000_000).expect("time");
+        let pod = Pod {
+            spec: Some(PodSpec {
+                active_deadline_seconds: Some(5),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                start_time: Some(Time(start)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let at = |s: i64| Timestamp::from_second(1_700_000_000 + s).expect("time");
+        assert!(!deadline_exceeded(&pod, at(4)));
+        assert!(deadline_exceeded(&pod, at(5)));
+        assert!(!deadline_exceeded(&Pod::default(), at(5)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
+    NodeSelectorRequirement, NodeSelectorTerm, PodSpec, PreferredSchedulingTerm,
 };
 
 use crate::framework::{Code, FilterPlugin, ScorePlugin, Status, default_normalize};
@@ -61,10 +61,14 @@ fn node_labels(node: &NodeInfo) -> &BTreeMap<String, String> {
     node.node.metadata.labels.as_ref().unwrap_or(&EMPTY)
 }
 
-/// Whether `spec.nodeSelector` and required node affinity admit the node.
-pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
-    let Some(spec) = pod.spec() else { return true };
-    let labels = node_labels(node);
+/// Whether `spec.nodeSelector` and required node affinity admit the node
+/// with `labels` named `node_name`. Public for the other components that
+/// place pods on nodes as the scheduler would (the DaemonSet controller).
+pub fn spec_admits_node(
+    spec: &PodSpec,
+    labels: &BTreeMap<String, String>,
+    node_name: &str,
+) -> bool {
     if let Some(sel) = spec.node_selector.as_ref()
         && !sel.iter().all(|(k, v)| labels.get(k) == Some(v))
     {
@@ -83,9 +87,15 @@ pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
         Some(sel) => sel
             .node_selector_terms
             .iter()
-            .any(|t| term_matches(t, labels, node.name())),
+            .any(|t| term_matches(t, labels, node_name)),
         None => true,
     }
+}
+
+/// Whether `spec.nodeSelector` and required node affinity admit the node.
+pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
+    let Some(spec) = pod.spec() else { return true };
+    spec_admits_node(spec, node_labels(node), node.name())
 }
 
 fn preferred_terms(pod: &PodInfo) -> &[PreferredSchedulingTerm] {
