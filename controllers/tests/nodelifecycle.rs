@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use common::{Cluster, TestResult, eventually, holds_for};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kubelet::fake::FakeNodeConfig;
 use serde_json::json;
@@ -276,58 +273,39 @@ async fn silent_node_is_tainted_and_its_pods_evicted() -> TestResult {
     Ok(())
 }
 
-/// A node that reports Ready=False (the test plays its kubelet) gets the
-/// not-ready taints, and loses them when it reports Ready again.
+/// A node that reports Ready=False (a fake node told so through its
+/// annotation, while it keeps renewing its Lease) gets the not-ready taints,
+/// and loses them when it reports Ready again.
 #[tokio::test]
 async fn not_ready_node_gets_not_ready_taints() -> TestResult {
-    let cluster = Cluster::with_fake_node_config(fast_nodes(&["node-0"])).await?;
+    let mut config = fast_nodes(&["node-0", "sick"]);
+    config.status_interval = Duration::from_millis(500);
+    let cluster = Cluster::with_fake_node_config(config).await?;
     cluster.run(|c| controllers::nodelifecycle::run_with(c, lifecycle_config()));
     let nodes: Api<Node> = Api::all(cluster.client.clone());
-    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "kube-node-lease");
-    let node: Node = serde_json::from_value(json!({"metadata": {"name": "sick"}}))?;
-    nodes.create(&PostParams::default(), &node).await?;
-    let report = |status: &str| {
-        let now = Timestamp::now().to_string();
-        json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": "KubeletNotReady",
-               "lastHeartbeatTime": now, "lastTransitionTime": now}]}})
-    };
+    let report_ready =
+        |ready: &str| json!({"metadata": {"annotations": {kubelet::fake::READY: ready}}});
     nodes
-        .patch_status(
+        .patch(
             "sick",
             &PatchParams::default(),
-            &Patch::Merge(report("False")),
+            &Patch::Merge(report_ready("false")),
         )
         .await?;
-    // Its kubelet keeps renewing the Lease while the test runs.
-    let lease: Lease = serde_json::from_value(json!({
-        "metadata": {"name": "sick"},
-        "spec": {"holderIdentity": "sick", "leaseDurationSeconds": 40, "renewTime": MicroTime(Timestamp::now())}
-    }))?;
-    leases.create(&PostParams::default(), &lease).await?;
-    let renew = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let patch = json!({"spec": {"renewTime": MicroTime(Timestamp::now())}});
-            let _ = leases
-                .patch("sick", &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-        }
-    });
     wait_node(&nodes, "sick", "not-ready taints", |n| {
         taints(n) == [pair(NOT_READY, "NoExecute"), pair(NOT_READY, "NoSchedule")]
     })
     .await;
     nodes
-        .patch_status(
+        .patch(
             "sick",
             &PatchParams::default(),
-            &Patch::Merge(report("True")),
+            &Patch::Merge(report_ready("true")),
         )
         .await?;
     wait_node(&nodes, "sick", "taints removed once ready", |n| {
         taints(n).is_empty()
     })
     .await;
-    renew.abort();
     Ok(())
 }

@@ -176,28 +176,7 @@ async fn sync(ctx: &Arc<Ctx>, name: &str) -> bool {
         desired.pointer("/status/acceptedNames") != crd.pointer("/status/acceptedNames");
     if desired.get("status") != crd.get("status") {
         let status = desired["status"].clone();
-        let written = ctx
-            .store
-            .update(
-                &ctx.crd_info,
-                None,
-                name,
-                UpdateTarget::Status,
-                &WriteOptions {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-                |current| {
-                    let Some(current) = current else {
-                        return Err(ApiError::not_found(&ctx.crd_info, name));
-                    };
-                    let mut next = current.clone();
-                    next["status"] = status.clone();
-                    meta::meta_mut(&mut next).remove("resourceVersion");
-                    Ok(next)
-                },
-            )
-            .await;
+        let written = write_status(ctx, name, |next| next["status"] = status.clone()).await;
         match written {
             Ok((obj, _)) => {
                 ctx.crds.lock().insert(name.to_string(), obj);
@@ -480,8 +459,20 @@ async fn cleanup(ctx: &Arc<Ctx>, name: &str) -> ApiResult<bool> {
 }
 
 async fn set_terminating(ctx: &Ctx, name: &str, reason: &'static str, message: &'static str) {
-    let _ = ctx
-        .store
+    let _ = write_status(ctx, name, |next| {
+        set_condition(next, "Terminating", "True", reason, message)
+    })
+    .await;
+}
+
+/// Writes the CRD's status as `change` makes it from the stored object,
+/// retried by the store on conflicts.
+async fn write_status(
+    ctx: &Ctx,
+    name: &str,
+    change: impl Fn(&mut Value),
+) -> ApiResult<(Value, bool)> {
+    ctx.store
         .update(
             &ctx.crd_info,
             None,
@@ -496,10 +487,10 @@ async fn set_terminating(ctx: &Ctx, name: &str, reason: &'static str, message: &
                     return Err(ApiError::not_found(&ctx.crd_info, name));
                 };
                 let mut next = current.clone();
-                set_condition(&mut next, "Terminating", "True", reason, message);
+                change(&mut next);
                 meta::meta_mut(&mut next).remove("resourceVersion");
                 Ok(next)
             },
         )
-        .await;
+        .await
 }

@@ -23,6 +23,11 @@
 //! | [`fake.ironkube.dev/exit-code`](EXIT_CODE) | an integer | `0` if Succeeded, `1` if Failed | the exit code every container (`spec.containers`) reports; without `phase-after` it implies the end: `0` Succeeded, anything else Failed |
 //! | [`fake.ironkube.dev/run-for`](RUN_FOR) | a Go-style duration: `500ms`, `2s`, `1m30s` | `0s` | how long the pod runs before it ends, counted from when the fake node reported it Running (so a pod told to end after it has already run that long ends at once) |
 //!
+//! The same `fake.ironkube.dev/ready: "false"`, set on a fake Node, makes it
+//! report `Ready=False` (reason `KubeletNotReady`) at its next status
+//! heartbeat while it keeps renewing its Lease, as a sick kubelet would;
+//! removing it (or `"true"`) makes it report Ready again.
+//!
 //! Succeeded goes with exit code 0 and Failed with a non-zero one, as the
 //! kubelet reports them; terminated containers carry reason `Completed` (0)
 //! or `Error`. `restartPolicy` is not consulted: the fake node does not

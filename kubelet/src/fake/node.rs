@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
@@ -151,12 +152,32 @@ fn internal_ip(node: &Node) -> Option<String> {
 /// Rewrites the conditions with a fresh `lastHeartbeatTime`, as the kubelet's
 /// periodic node status report does.
 pub(crate) async fn heartbeat(api: &Api<Node>, name: &str, since: Timestamp) -> Result<(), Error> {
-    let patch = serde_json::json!({
-        "status": { "conditions": healthy_conditions(since, Timestamp::now()) },
-    });
+    let now = Timestamp::now();
+    let mut conditions = healthy_conditions(since, now);
+    // The Node's `fake.ironkube.dev/ready: "false"` plays a kubelet that
+    // reports NotReady while it keeps renewing its Lease.
+    let node = api.get_metadata_opt(name).await?;
+    let not_ready = node
+        .and_then(|n| n.metadata.annotations)
+        .and_then(|a| a.get(super::READY).cloned())
+        .is_some_and(|v| v == "false");
+    if not_ready {
+        mark_not_ready(&mut conditions, now);
+    }
+    let patch = serde_json::json!({ "status": { "conditions": conditions } });
     api.patch_status(name, &patch_params(), &Patch::Merge(&patch))
         .await?;
     Ok(())
+}
+
+/// Turns the Ready condition of a healthy report into the kubelet's NotReady.
+fn mark_not_ready(conditions: &mut [NodeCondition], now: Timestamp) {
+    for c in conditions.iter_mut().filter(|c| c.type_ == "Ready") {
+        c.status = "False".into();
+        c.reason = Some("KubeletNotReady".into());
+        c.message = Some("fake node told to report NotReady".into());
+        c.last_transition_time = Some(Time(now));
+    }
 }
 
 /// The Node as registered: metadata and spec (status is written separately,
