@@ -43,6 +43,16 @@ enum Command {
     /// Run the node agent: register this machine as a Node and run the pods
     /// bound to it on containerd through the CRI.
     Kubelet(KubeletArgs),
+    /// Stop and remove every pod a node's kubelet started on containerd (as
+    /// k3s's killall script does), e.g. after a test cluster is stopped.
+    Killall {
+        /// The node whose pods go (default: the host name, as the kubelet's).
+        #[arg(long)]
+        node_name: Option<String>,
+        /// containerd's CRI socket.
+        #[arg(long, default_value = "/run/containerd/containerd.sock")]
+        containerd_address: PathBuf,
+    },
     /// Back up or restore the store.
     Snapshot {
         #[command(subcommand)]
@@ -528,6 +538,20 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Killall {
+            node_name,
+            containerd_address,
+        } => runtime.block_on(async move {
+            let node = match node_name {
+                Some(name) => name,
+                None => host_node_name()?,
+            };
+            let removed = kubelet::killall::remove_node_pods(&containerd_address, &node)
+                .await
+                .with_context(|| format!("removing the pods of node {node}"))?;
+            println!("removed {removed} pod sandbox(es) of node {node}");
+            Ok(())
+        }),
         Command::Migrate { data_dir, to_etcd, etcd_prefix } => runtime.block_on(migrate(data_dir, to_etcd, etcd_prefix)),
         Command::Snapshot {
             command: SnapshotCommand::Restore { file, data_dir },

@@ -232,6 +232,12 @@ impl ApiError {
     }
 
     pub fn invalid(info: &ResourceInfo, name: &str, errors: &[FieldError]) -> Self {
+        ApiError::invalid_kind(&info.kind, &info.group, name, errors)
+    }
+
+    /// An Invalid error about an object of `kind` in `group` that need not be
+    /// a resource (e.g. the `PodLogOptions` of a log request).
+    pub fn invalid_kind(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
         let causes: Vec<Value> = errors
             .iter()
             .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
@@ -255,17 +261,17 @@ impl ApiError {
         } else {
             json!({ "name": name })
         };
-        if !info.group.is_empty() {
-            d["group"] = json!(info.group);
+        if !group.is_empty() {
+            d["group"] = json!(group);
         }
-        d["kind"] = json!(info.kind);
+        d["kind"] = json!(kind);
         d["causes"] = json!(causes);
         // Upstream names the qualified kind (`Deployment.apps`), where
         // NotFound and AlreadyExists name the qualified resource.
-        let kind = if info.group.is_empty() {
-            info.kind.clone()
+        let kind = if group.is_empty() {
+            kind.to_string()
         } else {
-            format!("{}.{}", info.kind, info.group)
+            format!("{kind}.{group}")
         };
         ApiError::new(
             422,

@@ -18,6 +18,7 @@ pub mod patch;
 pub mod patching;
 pub mod printers;
 pub mod protobuf;
+pub mod proxy;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

@@ -7,6 +7,9 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod garbagecollector;
 pub mod job;
 pub mod leader;
@@ -41,6 +44,9 @@ pub async fn run(client: kube::Client) {
         () = statefulset::run(client.clone()) => tracing::error!("statefulset controller stopped"),
         () = daemonset::run(client.clone()) => tracing::error!("daemonset controller stopped"),
         () = certificates::run(client.clone()) => tracing::error!("certificate signing controller stopped"),
+        () = endpoints::run(client.clone()) => tracing::error!("endpoints controller stopped"),
+        () = endpointslice::run(client.clone()) => tracing::error!("endpointslice controller stopped"),
+        () = endpointslicemirroring::run(client.clone()) => tracing::error!("endpointslice mirroring controller stopped"),
     }
 }
 

@@ -8,17 +8,20 @@
 //! sync, so a restarted kubelet adopts its pods' containers.
 
 pub mod config;
+mod container_resources;
 pub mod cri;
 mod env;
 mod etc_files;
 mod events;
 pub mod fake;
+pub mod killall;
 mod lifecycle;
 pub mod machine;
 pub mod node;
 mod node_heartbeat;
 mod pods;
 mod probes;
+mod security_context;
 pub mod server;
 mod volumes;
 

@@ -76,6 +76,7 @@ pub fn resource_info(crd: &Value, version: &Value) -> Option<ResourceInfo> {
             group: String::new(),
             version: String::new(),
             verbs: vec!["get", "patch", "update"],
+            connect: None,
         });
     }
     let scale = version.pointer("/subresources/scale").map(|sc| {
@@ -94,6 +95,7 @@ pub fn resource_info(crd: &Value, version: &Value) -> Option<ResourceInfo> {
             group: "autoscaling".into(),
             version: "v1".into(),
             verbs: vec!["get", "patch", "update"],
+            connect: None,
         });
     }
     let selectable_fields: Vec<String> = version

@@ -115,6 +115,20 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let span = tracing::debug_span!("request", verb = info.verb, resource = %resource.qualified(), namespace = ?info.namespace, name = ?info.name);
+    if let Some(sub) = info
+        .subresource
+        .as_deref()
+        .and_then(|s| resource.subresource(s))
+        && let Some(connect) = sub.connect
+    {
+        if !sub.verbs.contains(&info.verb) {
+            return ApiError::method_not_allowed().into_response();
+        }
+        return crate::proxy::serve(&app, &info, connect, parts, body)
+            .instrument(span)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     if info.verb == "watch" && websocket::is_upgrade(&parts.headers) {
         let ws =
             match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &app).await {

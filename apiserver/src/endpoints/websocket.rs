@@ -59,16 +59,7 @@ pub async fn watch(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let protocols = offered(&headers);
-    let chosen = protocols
-        .iter()
-        .find(|p| *p == "base64.binary.k8s.io" || *p == "binary.k8s.io")
-        .cloned();
-    let framing = match chosen.as_deref() {
-        Some("base64.binary.k8s.io") => Framing::Base64,
-        Some("binary.k8s.io") => Framing::Binary,
-        _ => Framing::Plain,
-    };
+    let (chosen, framing) = choose_framing(&headers);
     let parse = || -> Result<ListRequest, ApiError> {
         let q = |k: &str| query.get(k).map(String::as_str).filter(|s| !s.is_empty());
         Ok(ListRequest {
@@ -136,6 +127,39 @@ pub async fn watch(
         other => other,
     };
     ws.on_upgrade(move |socket| pump(socket, frames, framing, protobuf))
+}
+
+/// The subprotocol to answer with, and how frames are sent under it.
+fn choose_framing(headers: &HeaderMap) -> (Option<String>, Framing) {
+    let chosen = offered(headers)
+        .into_iter()
+        .find(|p| p == "base64.binary.k8s.io" || p == "binary.k8s.io");
+    let framing = match chosen.as_deref() {
+        Some("base64.binary.k8s.io") => Framing::Base64,
+        Some("binary.k8s.io") => Framing::Binary,
+        _ => Framing::Plain,
+    };
+    (chosen, framing)
+}
+
+/// A byte stream (a container's log) over WebSocket, one frame per chunk:
+/// binary, or base64 text under `base64.binary.k8s.io` (upstream's reader
+/// protocols, where no subprotocol means binary).
+pub fn stream_bytes(
+    ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+    chunks: futures::stream::BoxStream<'static, bytes::Bytes>,
+) -> Response {
+    let (chosen, framing) = choose_framing(headers);
+    let ws = match chosen {
+        Some(p) => ws.protocols([p]),
+        None => ws,
+    };
+    let framing = match framing {
+        Framing::Plain => Framing::Binary,
+        other => other,
+    };
+    ws.on_upgrade(move |socket| pump(socket, chunks, framing, false))
 }
 
 async fn pump(

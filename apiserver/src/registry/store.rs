@@ -281,7 +281,10 @@ impl Store {
                     .unwrap_or(0);
                 meta::meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
             }
-            self.validate(info, &new, Some(&old))?;
+            // A server-side write (a pod's binding) is not a client's update:
+            // the update rules (immutable fields) do not apply to it.
+            let checked_against = (target != UpdateTarget::Server).then_some(&old);
+            self.validate(info, &new, checked_against)?;
             if new.pointer("/metadata/managedFields").is_none()
                 && let Some(mf) = old.pointer("/metadata/managedFields")
             {

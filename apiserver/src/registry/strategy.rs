@@ -198,6 +198,9 @@ impl Strategy for Pods {
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         defaults::validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec")
     }
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldError> {
+        crate::validation::pod_update::validate(obj, old)
+    }
     fn admit<'a>(&'a self, store: &'a Store, obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
         pod_admission::admit(store, obj).boxed()
     }

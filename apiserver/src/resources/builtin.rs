@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Conversion, CreateAction, ResourceInfo, STANDARD_VERBS, Subresource, TypedCodec, conversions,
+    Connect, Conversion, CreateAction, ResourceInfo, STANDARD_VERBS, Subresource, TypedCodec,
+    conversions,
 };
 use crate::registry::strategy;
 
@@ -339,6 +340,20 @@ fn subresource_facts(
     }
 }
 
+/// The connect subresources: those the API server forwards.
+fn connect_of(kind: &str, subresource: &str) -> Option<Connect> {
+    Some(match (kind, subresource) {
+        ("Pod", "log") => Connect::PodLog,
+        ("Pod", "exec") => Connect::PodExec,
+        ("Pod", "attach") => Connect::PodAttach,
+        ("Pod", "portforward") => Connect::PodPortForward,
+        ("Pod", "proxy") => Connect::PodProxy,
+        ("Node", "proxy") => Connect::NodeProxy,
+        ("Service", "proxy") => Connect::ServiceProxy,
+        _ => return None,
+    })
+}
+
 trait Scope {
     const NAMESPACED: bool;
 }
@@ -483,6 +498,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                         group: group.to_string(),
                         version: version.to_string(),
                         verbs,
+                        connect: connect_of(t.kind, name),
                     }
                 })
                 .collect();

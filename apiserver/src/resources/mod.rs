@@ -68,6 +68,28 @@ pub struct Subresource {
     pub group: String,
     pub version: String,
     pub verbs: Vec<&'static str>,
+    /// Set for subresources the API server forwards instead of answering.
+    pub connect: Option<Connect>,
+}
+
+/// Where a connect subresource (upstream's `rest.Connecter`) sends the
+/// request: the API server proxies it, it stores nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connect {
+    /// `pods/log`: the container's log, from the kubelet of the pod's node.
+    PodLog,
+    /// `pods/exec`: a command's streams, through the kubelet.
+    PodExec,
+    /// `pods/attach`: the running container's streams, through the kubelet.
+    PodAttach,
+    /// `pods/portforward`: streams to the pod's ports, through the kubelet.
+    PodPortForward,
+    /// `pods/proxy`: HTTP to the pod's IP.
+    PodProxy,
+    /// `nodes/proxy`: HTTP to the node's kubelet (or another port on it).
+    NodeProxy,
+    /// `services/proxy`: HTTP to one of the service's endpoints.
+    ServiceProxy,
 }
 
 /// What a POST to the resource's collection does.

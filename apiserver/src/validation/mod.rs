@@ -1,6 +1,7 @@
 pub mod cron;
 pub mod cronjob;
 pub mod names;
+pub mod pod_update;
 
 use serde_json::Value;
 

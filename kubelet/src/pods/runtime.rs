@@ -9,8 +9,9 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::status::{Observed, Sandbox};
 use crate::config::Config;
 use crate::cri::{self, Runtime, v1};
+use crate::security_context::{self, ImageUser};
 use crate::volumes::ContainerInputs;
-use crate::{env, etc_files};
+use crate::{container_resources, env, etc_files};
 
 pub(crate) const POD_NAME: &str = "io.kubernetes.pod.name";
 pub(crate) const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
@@ -52,20 +53,6 @@ pub(crate) fn sandbox_config(
 ) -> v1::PodSandboxConfig {
     let (ns, name, uid) = meta(pod);
     let spec = pod.spec.clone().unwrap_or_default();
-    let mode = |host: Option<bool>| {
-        if host.unwrap_or(false) {
-            v1::NamespaceMode::Node as i32
-        } else {
-            v1::NamespaceMode::Pod as i32
-        }
-    };
-    let pid = if spec.host_pid.unwrap_or(false) {
-        v1::NamespaceMode::Node as i32
-    } else if spec.share_process_namespace.unwrap_or(false) {
-        v1::NamespaceMode::Pod as i32
-    } else {
-        v1::NamespaceMode::Container as i32
-    };
     let port_mappings = spec
         .containers
         .iter()
@@ -105,26 +92,27 @@ pub(crate) fn sandbox_config(
             .unwrap_or_default()
             .into_iter()
             .collect(),
-        linux: Some(v1::LinuxPodSandboxConfig {
-            cgroup_parent: cgroup_parent(pod),
-            security_context: Some(v1::LinuxSandboxSecurityContext {
-                namespace_options: Some(v1::NamespaceOption {
-                    network: mode(spec.host_network),
-                    pid,
-                    ipc: mode(spec.host_ipc),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: Some(sandbox_linux(pod)),
         ..Default::default()
+    }
+}
+
+/// The sandbox's Linux config: its cgroup, security context, sysctls and
+/// the pod's resources.
+fn sandbox_linux(pod: &Pod) -> v1::LinuxPodSandboxConfig {
+    let (resources, overhead) = container_resources::sandbox(pod);
+    v1::LinuxPodSandboxConfig {
+        cgroup_parent: cgroup_parent(pod),
+        security_context: Some(security_context::sandbox(pod)),
+        sysctls: security_context::sysctls(pod),
+        overhead: Some(overhead),
+        resources: Some(resources),
     }
 }
 
 /// The pod's cgroup (cgroupfs layout, as upstream's kubelet names it):
 /// `/kubepods/pod<uid>` for Guaranteed pods, `/kubepods/<qos>/pod<uid>`
-/// otherwise. Limits on it come with the resources work.
+/// otherwise. runc creates it; the kubelet sets no pod-level limits on it.
 pub(crate) fn cgroup_parent(pod: &Pod) -> String {
     let (_, _, uid) = meta(pod);
     let qos = pod
@@ -146,13 +134,31 @@ pub(crate) fn cgroup_parent(pod: &Pod) -> String {
     }
 }
 
+/// The container's CRI config. `image_user` is whom the image runs as;
+/// an error (a security context the kubelet refuses) is the container's
+/// `CreateContainerConfigError` message.
 pub(crate) fn container_config(
     pod: &Pod,
     c: &Container,
     image_ref: &str,
+    image_user: &ImageUser,
+    root_dir: &Path,
     attempt: u32,
     inputs: ContainerInputs,
-) -> v1::ContainerConfig {
+) -> Result<v1::ContainerConfig, security_context::Error> {
+    let linux = v1::LinuxContainerConfig {
+        resources: Some(container_resources::container(
+            pod,
+            c,
+            container_resources::memory_capacity(),
+        )),
+        security_context: Some(security_context::container(
+            pod,
+            c,
+            image_user,
+            &root_dir.join("seccomp"),
+        )?),
+    };
     // Command and args expand with the final environment, as upstream's.
     let vars: HashMap<&str, &str> = inputs
         .env
@@ -187,7 +193,7 @@ pub(crate) fn container_config(
                 .unwrap_or_else(|| "/dev/termination-log".into()),
         ),
     ]);
-    v1::ContainerConfig {
+    Ok(v1::ContainerConfig {
         metadata: Some(v1::ContainerMetadata {
             name: c.name.clone(),
             attempt,
@@ -208,9 +214,9 @@ pub(crate) fn container_config(
         stdin: c.stdin.unwrap_or(false),
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
-        linux: Some(v1::LinuxContainerConfig::default()),
+        linux: Some(linux),
         ..Default::default()
-    }
+    })
 }
 
 /// The pod's sandboxes, newest first.

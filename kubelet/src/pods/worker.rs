@@ -350,7 +350,30 @@ impl Worker {
                 return Ok(());
             }
         };
-        let mut config = runtime::container_config(pod, c, &image_ref, attempt, inputs);
+        let mut config = match crate::security_context::image_user(&self.ctx.runtime, &image_ref)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|user| {
+                runtime::container_config(
+                    pod,
+                    c,
+                    &image_ref,
+                    &user,
+                    &self.ctx.config.root_dir,
+                    attempt,
+                    inputs,
+                )
+                .map_err(|e| e.to_string())
+            }) {
+            Ok(config) => config,
+            Err(message) => {
+                self.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerConfigError".into(), message),
+                );
+                return Ok(());
+            }
+        };
         let message_file =
             lifecycle::message_mount(&self.ctx.config.root_dir, &self.uid, c, attempt).await;
         config.mounts.extend(message_file.map_err(Error::Io)?);

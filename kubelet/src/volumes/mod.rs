@@ -21,12 +21,15 @@
 //! Secret, downwardAPI and projected volumes live on tmpfs (never on disk),
 //! configMap volumes on disk, as upstream's wrappers put them. Every
 //! API-data volume is written by [`atomic_writer`] and mounted read-only.
+//! With a pod `fsGroup`, emptyDir and API-data volumes get that group
+//! ([`ownership`]).
 
 mod atomic_writer;
 mod config_map;
 mod downward_api;
 mod empty_dir;
 mod host_path;
+mod ownership;
 mod projected;
 mod secret;
 
@@ -195,6 +198,7 @@ impl PodVolumes {
             .and_then(|s| s.volumes.clone())
             .unwrap_or_default();
         let memory = empty_dir::pod_memory_limit(pod);
+        let fs_group = fs_group(pod);
         for v in &volumes {
             let Some((path, _)) = host_path(&config.root_dir, &self.uid, v) else {
                 return Err(Error::Unsupported(v.name.clone()));
@@ -206,6 +210,9 @@ impl PodVolumes {
                         .then(|| empty_dir::memory_size(memory, ed.size_limit.as_ref()))
                         .flatten();
                     empty_dir::set_up(&path, tmpfs, size)?;
+                    if let Some(gid) = fs_group {
+                        ownership::set(&path, gid, false, ownership::ChangePolicy::Always)?;
+                    }
                 }
                 continue;
             }
@@ -250,12 +257,24 @@ impl PodVolumes {
                 return Err(Error::Unsupported(v.name.clone()));
             };
             empty_dir::set_up(&path, tmpfs, tmpfs.then_some(memory).flatten())?;
-            if atomic_writer::write(&path, &payload)? && !first {
+            let written = atomic_writer::write(&path, &payload)?;
+            if written && !first {
                 tracing::info!(uid = %self.uid, volume = %v.name, "volume contents updated");
+            }
+            // Upstream changes ownership just before the new version goes
+            // live; here it follows right after, on the whole volume.
+            if let Some(gid) = fs_group.filter(|_| written || first) {
+                ownership::set(&path, gid, true, ownership::ChangePolicy::Always)?;
             }
         }
         Ok(())
     }
+}
+
+/// The pod's `fsGroup`, given to its emptyDir and API-data volumes.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    let gid = pod.spec.as_ref()?.security_context.as_ref()?.fs_group?;
+    u32::try_from(gid).ok()
 }
 
 /// Permission bits from an API mode (`defaultMode`, `mode`).

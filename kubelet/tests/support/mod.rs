@@ -324,3 +324,30 @@ pub async fn http_get(port: i32, path: &str) -> TestResult<String> {
     }
     Ok(body.to_string())
 }
+
+impl Env {
+    /// The API server's URL, for clients such as kubectl.
+    pub fn api_url(&self) -> String {
+        self._server.url.clone()
+    }
+}
+
+/// As [`http_get`], returning the status code and body of any answer.
+pub async fn http_get_status(port: i32, path: &str) -> TestResult<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = u16::try_from(port)?;
+    let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("GET {path}: bad status line {head}"))?;
+    Ok((code, body.to_string()))
+}

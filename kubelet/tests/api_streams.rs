@@ -1,0 +1,249 @@
+//! The API server's connect subresources against a real kubelet on
+//! containerd, driven by stock kubectl 1.32 and 1.34: `kubectl logs`,
+//! `exec` (with and without stdin), `port-forward`, and the pod and node
+//! proxies. The API server forwards each to the kubelet (or the pod), which
+//! reaches the container through containerd's streaming server.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use k8s_openapi::api::core::v1::{ContainerPort, Pod};
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const KUBECTL_132: &str = "/usr/bin/kubectl";
+
+fn kubectl_134() -> PathBuf {
+    let dir = std::env::var("IRONKUBE_TOOLS_DIR").unwrap_or_else(|_| "/opt/ironkube-tools".into());
+    PathBuf::from(dir).join("bin/kubectl-1.34")
+}
+
+fn kubectls() -> Vec<PathBuf> {
+    vec![PathBuf::from(KUBECTL_132), kubectl_134()]
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.bin);
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str]) -> TestResult<Run> {
+        self.run_stdin(args, None).await
+    }
+
+    async fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> TestResult<Run> {
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn()?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes()).await?;
+            drop(pipe);
+        }
+        let out = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
+        Ok(Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs kubectl and requires success; the error shows what it printed.
+    async fn ok(&self, args: &[&str]) -> TestResult<String> {
+        let r = self.run(args).await?;
+        if r.status != 0 {
+            return Err(format!(
+                "{} {args:?} exited {}: {}",
+                self.bin.display(),
+                r.status,
+                r.stderr
+            )
+            .into());
+        }
+        Ok(r.stdout)
+    }
+}
+
+fn write_kubeconfig(dir: &Path, server: &str) -> TestResult<PathBuf> {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n    namespace: default\n\
+             current-context: x\n"
+        ),
+    )?;
+    Ok(path)
+}
+
+async fn running(env: &Env, name: &str) -> TestResult<Pod> {
+    env.wait_pod(name, "running", |p| main_status(p).is_some_and(|s| s.ready))
+        .await
+}
+
+/// A busybox pod that logs two lines, then serves `/www` on port 8080.
+fn web_pod(node: &str) -> Pod {
+    let mut pod = busybox_pod(
+        "web",
+        node,
+        "Always",
+        "echo first; echo second; mkdir -p /www && echo hello-from-httpd > /www/index.html \
+         && exec httpd -f -p 8080 -h /www",
+    );
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.containers[0].ports = Some(vec![ContainerPort {
+            container_port: 8080,
+            ..Default::default()
+        }]);
+    }
+    pod
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_exec_port_forward_and_proxies_reach_the_pod() -> TestResult {
+    let env = Env::start("api-streams").await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = write_kubeconfig(dir.path(), &env.api_url())?;
+    env.create(web_pod(&env.node)).await?;
+    running(&env, "web").await?;
+    for bin in kubectls() {
+        let k = Kubectl {
+            bin,
+            kubeconfig: kubeconfig.clone(),
+        };
+        let shown = k.bin.display().to_string();
+        assert_eq!(k.ok(&["logs", "web"]).await?, "first\nsecond\n", "{shown}");
+        assert_eq!(
+            k.ok(&["logs", "web", "--tail=1"]).await?,
+            "second\n",
+            "{shown}"
+        );
+
+        let r = k
+            .run(&[
+                "exec",
+                "web",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ])
+            .await?;
+        assert_eq!(r.stdout, "out\n", "{shown}: {}", r.stderr);
+        assert!(r.stderr.contains("err"), "{shown}: {}", r.stderr);
+        assert_eq!(
+            r.status, 3,
+            "{shown}: the command's exit code: {}",
+            r.stderr
+        );
+
+        let r = k
+            .run_stdin(&["exec", "-i", "web", "--", "cat"], Some("piped through\n"))
+            .await?;
+        assert_eq!(r.stdout, "piped through\n", "{shown}: {}", r.stderr);
+
+        let healthz = format!("/api/v1/nodes/{}/proxy/healthz", env.node);
+        assert_eq!(k.ok(&["get", "--raw", &healthz]).await?, "ok", "{shown}");
+        let page = "/api/v1/namespaces/default/pods/web:8080/proxy/";
+        assert_eq!(
+            k.ok(&["get", "--raw", page]).await?,
+            "hello-from-httpd\n",
+            "{shown}"
+        );
+        assert_eq!(port_forward_get(&k).await?, "hello-from-httpd\n", "{shown}");
+    }
+    Ok(())
+}
+
+/// `kubectl port-forward pod/web :8080`, then one GET through the local port.
+async fn port_forward_get(k: &Kubectl) -> TestResult<String> {
+    let mut child = k
+        .command(&["port-forward", "pod/web", ":8080"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let port = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await? {
+            // "Forwarding from 127.0.0.1:41234 -> 8080"
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
+                && let Some((port, _)) = rest.split_once(' ')
+            {
+                return Ok::<_, std::io::Error>(port.parse::<i32>().ok());
+            }
+        }
+        Ok(None)
+    })
+    .await??
+    .ok_or("port-forward printed no local port")?;
+    let body = http_get(port, "/").await;
+    child.kill().await?;
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_requests_are_checked_as_upstream_checks_them() -> TestResult {
+    let env = Env::start("api-log-errors").await?;
+    env.create(web_pod(&env.node)).await?;
+    running(&env, "web").await?;
+    let pods = env.pods();
+    let logs = |params: kube::api::LogParams| {
+        let pods = pods.clone();
+        async move { pods.logs("web", &params).await }
+    };
+    let status = |r: Result<String, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        other => (0, format!("{other:?}")),
+    };
+    let (code, message) = status(
+        logs(kube::api::LogParams {
+            container: Some("nope".into()),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (400, "container nope is not valid for pod web")
+    );
+    let (code, message) = status(
+        logs(kube::api::LogParams {
+            tail_lines: Some(-1),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("tailLines"), "{message}");
+    let followed = logs(kube::api::LogParams {
+        limit_bytes: Some(3),
+        ..Default::default()
+    })
+    .await?;
+    assert_eq!(followed, "fir");
+    let missing = status(pods.logs("ghost", &Default::default()).await);
+    assert_eq!(missing.0, 404, "{}", missing.1);
+    Ok(())
+}
