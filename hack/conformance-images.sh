@@ -17,8 +17,11 @@
 #       k8s.io/kubernetes/test/images/agnhost at the pinned release (static);
 #       entrypoint, cmd, ports, /agnhost-2, /uploads, porter's localhost
 #       certificate and the image-defined user/group as upstream. Stand-in
-#       part: the base is the busybox layer below, not Alpine, so bash, curl,
-#       dig, iperf, iproute2 and coredns are missing.
+#       part: the base is the busybox layer below, not Alpine, so bash, dig,
+#       iperf, iproute2 and coredns are missing, and /usr/bin/curl is a
+#       STAND-IN (conformance/imagetools/cmd/curl, static Go): the curl
+#       options the suite's exec hooks and `kubectl exec` commands use, over
+#       HTTP/1.1 and HTTPS, with curl's output, -w and exit codes.
 #   registry.k8s.io/pause:<tag>    a static pause of our own
 #       (conformance/imagetools/cmd/pause); /pause, user 65535 as upstream.
 #   registry.k8s.io/e2e-test-images/busybox:<tags>  Debian's busybox-static
@@ -31,6 +34,11 @@
 #   registry.k8s.io/e2e-test-images/nginx:<tags>    STAND-IN: busybox's httpd
 #       applet serving /usr/share/nginx/html on port 80, started by
 #       /usr/sbin/nginx (a script that ignores nginx's flags).
+#   registry.k8s.io/e2e-test-images/nonewprivs:<tag>   a static nnp of our
+#       own (conformance/imagetools/cmd/nnp) printing "Effective uid: N" as
+#       upstream's does, at /usr/local/bin/nnp, setuid root (4755, 0:0), CMD
+#       ["nnp"], no entrypoint or user, Alpine's PATH, as upstream. Stand-in
+#       part: the base is the busybox layer, not Alpine.
 #   docker.io/sonobuoy/sonobuoy:<version>   the sonobuoy pinned in
 #       conformance/sonobuoy, built here; /sonobuoy, user 65532, CMD as
 #       upstream. Stand-in part: a few files instead of distroless/static.
@@ -256,6 +264,8 @@ build_test_images() {
   base="${stage}/busybox"
   stage_busybox "${base}"
   go_bin agnhost "${HARNESS_DIR}" k8s.io/kubernetes/test/images/agnhost
+  go_bin curl "${IMAGETOOLS_DIR}" ./cmd/curl
+  go_bin nnp "${IMAGETOOLS_DIR}" ./cmd/nnp
 
   # busybox: every tag the suite lists, all from the one Debian busybox.
   local bb_version
@@ -283,6 +293,8 @@ build_test_images() {
   stage_fresh "${d}"
   stage_file "${IMAGES_DIR}/bin/agnhost" "${d}/agnhost"
   ln -s agnhost "${d}/agnhost-2"
+  # The suite runs curl in agnhost containers; Alpine has it, busybox not.
+  stage_file "${IMAGES_DIR}/bin/curl" "${d}/usr/bin/curl"
   stage_file "${agn_src}/porter/localhost.crt" "${d}/localhost.crt" 0644
   stage_file "${agn_src}/porter/localhost.key" "${d}/localhost.key" 0600
   mkdir -p "${d}/uploads"
@@ -300,7 +312,7 @@ group-defined-in-image:x:50000:user-defined-in-image
 EOF
   refs="$(listed_images registry.k8s.io/e2e-test-images/agnhost)"
   for ref in ${refs}; do
-    pack_image "${ref}" "agnhost from k8s.io/kubernetes $(k8s_version) on busybox-static" \
+    pack_image "${ref}" "agnhost from k8s.io/kubernetes $(k8s_version) on busybox-static, curl stand-in" \
       "${base}" "${d}" -- -entrypoint '["/agnhost"]' -cmd '["pause"]' \
       -port 80 -port 8080 -port 8081 -port 9376 -port 5000
   done
@@ -337,6 +349,20 @@ EOF
   for ref in ${refs}; do
     pack_image "${ref}" "stand-in: busybox httpd (not nginx)" "${base}" "${d}" -- \
       -cmd '["nginx", "-g", "daemon off;"]' -port 80 -env NGINX_VERSION=stand-in \
+      -env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  done
+
+  # nonewprivs: the allowPrivilegeEscalation tests run it as a non-root user
+  # and expect uid 0 from the setuid bit unless no_new_privs is set. Staged
+  # as a copy (a hard link would chmod the cached binary too); ocipack keeps
+  # the setuid bit and writes every entry owned by 0:0.
+  d="${stage}/nonewprivs"
+  stage_fresh "${d}"
+  stage_file "${IMAGES_DIR}/bin/nnp" "${d}/usr/local/bin/nnp" 4755
+  refs="$(listed_images registry.k8s.io/e2e-test-images/nonewprivs)"
+  for ref in ${refs}; do
+    pack_image "${ref}" "ironkube imagetools/cmd/nnp (setuid root) on busybox-static" \
+      "${base}" "${d}" -- -cmd '["nnp"]' \
       -env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   done
 }

@@ -85,3 +85,93 @@ fn pod_updates_change_only_what_upstream_allows() {
     assert_eq!(stored["spec"]["containers"][0]["image"], "busybox:2");
     assert_eq!(stored["spec"]["activeDeadlineSeconds"], 300);
 }
+
+/// `pods/ephemeralcontainers`: containers are added through the subresource
+/// only, never changed or removed ("[sig-node] Ephemeral Containers should
+/// update the ephemeral containers in an existing pod [Conformance]
+/// [NodeConformance]" adds two, one update at a time).
+#[test]
+fn ephemeral_containers_are_added_through_their_subresource_only() {
+    let s = Server::start_apiserver(&[]);
+    let created = create(&s);
+    let sub = format!("{PODS}/p/ephemeralcontainers");
+
+    let r = s.send_json("GET", &sub, &Value::Null);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["kind"], "Pod");
+
+    let mut through_main = created.clone();
+    through_main["spec"]["ephemeralContainers"] =
+        json!([{"name": "debugger", "image": "busybox:1"}]);
+    let r = put(&s, &through_main);
+    assert_eq!(r.status, 422, "the main resource refuses them: {}", r.body);
+
+    let r = s.send_json("PUT", &sub, &through_main);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pod = r.json();
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["name"], "debugger");
+    assert_eq!(
+        pod["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"], "File",
+        "defaulted as containers are"
+    );
+    assert_eq!(pod["spec"]["containers"][0]["image"], "busybox:1");
+
+    let patch = json!({"spec": {"ephemeralContainers": [
+        {"name": "debugger", "image": "busybox:1"},
+        {"name": "second", "image": "busybox:1"}]}});
+    let r = common::raw_request(
+        &s.addr(),
+        "PATCH",
+        &sub,
+        "application/strategic-merge-patch+json",
+        patch.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let names: Vec<Value> = r.json()["spec"]["ephemeralContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("debugger"), json!("second")]);
+
+    let change = json!({"spec": {"ephemeralContainers": [
+        {"name": "debugger", "image": "other:2"}]}});
+    let r = common::raw_request(
+        &s.addr(),
+        "PATCH",
+        &sub,
+        "application/strategic-merge-patch+json",
+        change.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("may not be changed"), "{}", r.body);
+}
+
+/// Sysctl names are checked when a pod is created ("[sig-node] Sysctls
+/// [LinuxOnly] [NodeConformance] should reject invalid sysctls
+/// [MinimumKubeletVersion:1.21] [Conformance]").
+#[test]
+fn pods_with_malformed_sysctl_names_are_refused() {
+    let s = Server::start_apiserver(&[]);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sysctls"},
+        "spec": {
+            "securityContext": {"sysctls": [
+                {"name": "foo-", "value": "bar"},
+                {"name": "kernel.shmmax", "value": "100000000"},
+                {"name": "safe-and-unsafe", "value": "100000000"},
+                {"name": "bar..", "value": "42"}]},
+            "containers": [{"name": "c", "image": "busybox:1"}]}});
+    let r = s.send_json("POST", PODS, &pod);
+    assert_eq!(r.status, 422, "{}", r.body);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        message.contains(r#"Invalid value: \"foo-\""#)
+            || message.contains(r#"Invalid value: "foo-""#),
+        "{message}"
+    );
+    assert!(message.contains("bar.."), "{message}");
+    assert!(!message.contains("kernel.shmmax"), "{message}");
+    assert!(!message.contains("safe-and-unsafe"), "{message}");
+}

@@ -62,14 +62,23 @@ pub(crate) fn pod_ref(pod: &Pod) -> ObjectReference {
 }
 
 /// A reference to one container of the pod, with upstream's field path
-/// (`spec.containers{name}` or `spec.initContainers{name}`).
+/// (`spec.containers{name}`, `spec.initContainers{name}` or
+/// `spec.ephemeralContainers{name}`).
 pub(crate) fn container_ref(pod: &Pod, container: &str) -> ObjectReference {
-    let init = pod
-        .spec
-        .as_ref()
+    let spec = pod.spec.as_ref();
+    let init = spec
         .and_then(|s| s.init_containers.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.name == container));
-    let list = if init { "initContainers" } else { "containers" };
+    let ephemeral = spec
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.name == container));
+    let list = if init {
+        "initContainers"
+    } else if ephemeral {
+        "ephemeralContainers"
+    } else {
+        "containers"
+    };
     ObjectReference {
         field_path: Some(format!("spec.{list}{{{container}}}")),
         ..pod_ref(pod)

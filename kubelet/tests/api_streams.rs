@@ -6,95 +6,38 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use k8s_openapi::api::core::v1::{ContainerPort, Pod};
+use support::kubectl::{Kubectl, Output};
 use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const KUBECTL_132: &str = "/usr/bin/kubectl";
-
-fn kubectl_134() -> PathBuf {
-    let dir = std::env::var("IRONKUBE_TOOLS_DIR").unwrap_or_else(|_| "/opt/ironkube-tools".into());
-    PathBuf::from(dir).join("bin/kubectl-1.34")
-}
-
-fn kubectls() -> Vec<PathBuf> {
-    vec![PathBuf::from(KUBECTL_132), kubectl_134()]
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(&self.bin);
-        c.env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
+/// kubectl with `stdin` as its standard input.
+async fn run_stdin(k: &Kubectl, args: &[&str], stdin: &str) -> TestResult<Output> {
+    let mut child = command(k, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.as_bytes()).await?;
     }
-
-    async fn run(&self, args: &[&str]) -> TestResult<Run> {
-        self.run_stdin(args, None).await
-    }
-
-    async fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> TestResult<Run> {
-        let mut cmd = self.command(args);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        if stdin.is_some() {
-            cmd.stdin(Stdio::piped());
-        }
-        let mut child = cmd.spawn()?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).await?;
-            drop(pipe);
-        }
-        let out = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
-        Ok(Run {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
-
-    /// Runs kubectl and requires success; the error shows what it printed.
-    async fn ok(&self, args: &[&str]) -> TestResult<String> {
-        let r = self.run(args).await?;
-        if r.status != 0 {
-            return Err(format!(
-                "{} {args:?} exited {}: {}",
-                self.bin.display(),
-                r.status,
-                r.stderr
-            )
-            .into());
-        }
-        Ok(r.stdout)
-    }
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
+    Ok(Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
-fn write_kubeconfig(dir: &Path, server: &str) -> TestResult<PathBuf> {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
-             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n    namespace: default\n\
-             current-context: x\n"
-        ),
-    )?;
-    Ok(path)
+fn command(k: &Kubectl, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(&k.bin);
+    c.env("KUBECONFIG", &k.kubeconfig)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
 }
 
 async fn running(env: &Env, name: &str) -> TestResult<Pod> {
@@ -124,14 +67,10 @@ fn web_pod(node: &str) -> Pod {
 async fn kubectl_logs_exec_port_forward_and_proxies_reach_the_pod() -> TestResult {
     let env = Env::start("api-streams").await?;
     let dir = tempfile::tempdir()?;
-    let kubeconfig = write_kubeconfig(dir.path(), &env.api_url())?;
+    let kubectls = Kubectl::both(dir.path(), &env.api_url())?;
     env.create(web_pod(&env.node)).await?;
     running(&env, "web").await?;
-    for bin in kubectls() {
-        let k = Kubectl {
-            bin,
-            kubeconfig: kubeconfig.clone(),
-        };
+    for k in &kubectls {
         let shown = k.bin.display().to_string();
         assert_eq!(k.ok(&["logs", "web"]).await?, "first\nsecond\n", "{shown}");
         assert_eq!(
@@ -158,9 +97,7 @@ async fn kubectl_logs_exec_port_forward_and_proxies_reach_the_pod() -> TestResul
             r.stderr
         );
 
-        let r = k
-            .run_stdin(&["exec", "-i", "web", "--", "cat"], Some("piped through\n"))
-            .await?;
+        let r = run_stdin(k, &["exec", "-i", "web", "--", "cat"], "piped through\n").await?;
         assert_eq!(r.stdout, "piped through\n", "{shown}: {}", r.stderr);
 
         let healthz = format!("/api/v1/nodes/{}/proxy/healthz", env.node);
@@ -171,15 +108,14 @@ async fn kubectl_logs_exec_port_forward_and_proxies_reach_the_pod() -> TestResul
             "hello-from-httpd\n",
             "{shown}"
         );
-        assert_eq!(port_forward_get(&k).await?, "hello-from-httpd\n", "{shown}");
+        assert_eq!(port_forward_get(k).await?, "hello-from-httpd\n", "{shown}");
     }
     Ok(())
 }
 
 /// `kubectl port-forward pod/web :8080`, then one GET through the local port.
 async fn port_forward_get(k: &Kubectl) -> TestResult<String> {
-    let mut child = k
-        .command(&["port-forward", "pod/web", ":8080"])
+    let mut child = command(k, &["port-forward", "pod/web", ":8080"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;

@@ -150,6 +150,27 @@ async fn completed_and_failed_pods_reach_their_phases() -> TestResult {
         .ok_or("no kubelet port")?;
     let log = http_get(port, "/containerLogs/default/ok/main").await?;
     assert_eq!(log, "hello from ok\n");
+
+    // The container's life as events on the pod, found the way e2e's
+    // `WaitForErrorEventOrSuccess` searches for them (by involved object).
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let uid = ok.metadata.uid.clone().unwrap_or_default();
+    let selector =
+        format!("involvedObject.name=ok,involvedObject.kind=Pod,involvedObject.uid={uid}");
+    let reasons = support::eventually("Pulled, Created and Started events", || async {
+        let list = events
+            .list(&kube::api::ListParams::default().fields(&selector))
+            .await
+            .ok()?;
+        let reasons: Vec<String> = list.items.into_iter().filter_map(|e| e.reason).collect();
+        ["Pulled", "Created", "Started"]
+            .iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+            .then_some(reasons)
+    })
+    .await?;
+    assert!(reasons.iter().any(|r| r == "Started"), "{reasons:?}");
     Ok(())
 }
 
@@ -206,6 +227,16 @@ async fn running_pod_is_ready_with_an_ip_and_deletion_removes_it() -> TestResult
         .and_then(|s| s.terminated)
         .ok_or("init container not terminated")?;
     assert_eq!(init.reason.as_deref(), Some("Completed"));
+    // A completed init container is reported ready, as upstream's are
+    // ("[sig-node] InitContainer should invoke init containers on a
+    // RestartAlways pod [Conformance]" checks it).
+    let init_ready = running
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .and_then(|s| s.first())
+        .map(|s| s.ready);
+    assert_eq!(init_ready, Some(true));
 
     env.pods().delete("web", &DeleteParams::default()).await?;
     eventually("web removed", || async {

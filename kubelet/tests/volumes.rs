@@ -124,7 +124,12 @@ async fn succeeded(env: &Env, name: &str) -> TestResult<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn env_and_api_volumes_reach_the_container() -> TestResult {
     let env = Env::start("kubelet-test-volumes").await?;
-    config_map(&env, "cfg", &[("greeting", "hello"), ("a", "1")]).await?;
+    config_map(
+        &env,
+        "cfg",
+        &[("greeting", "hello"), ("a", "1"), ("data-1", "dashed")],
+    )
+    .await?;
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");
     let secret = Secret {
         metadata: meta("creds"),
@@ -173,6 +178,7 @@ echo "name=$(cat /etc/info/name)"
 echo "proj=$(cat /etc/proj/a) $(cat /etc/proj/password) $(cat /etc/proj/ns)"
 echo "token=$(head -c 3 /etc/proj/token)"
 touch /etc/cm/x 2>/dev/null && echo cm=rw || echo cm=ro
+tr '\0' '\n' < /proc/1/environ | grep '^CM_data-1='
 "#;
     let mut pod: Pod = busybox_pod("demo", &env.node, "Never", script);
     pod.metadata.labels = Some(BTreeMap::from([("app".to_string(), "demo".to_string())]));
@@ -323,6 +329,9 @@ touch /etc/cm/x 2>/dev/null && echo cm=rw || echo cm=ro
             "proj=1 hunter2 default",
             "token=eyJ",
             "cm=ro",
+            // A key that is no shell identifier still reaches the process
+            // (busybox's sh would drop it before `env` printed it).
+            "CM_data-1=dashed",
         ]
     );
     Ok(())

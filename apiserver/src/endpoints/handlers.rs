@@ -161,6 +161,7 @@ pub async fn dispatch(call: Call<'_>) -> ApiResult<Response> {
             "binding" => bind_pod(call).await,
             "eviction" => evict_pod(call).await,
             "approval" => main_or_status(call, UpdateTarget::Status).await,
+            "ephemeralcontainers" => main_or_status(call, UpdateTarget::EphemeralContainers).await,
             "token" => service_account_token(call).await,
             _ => Err(ApiError::new(
                 501,

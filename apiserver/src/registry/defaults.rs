@@ -93,7 +93,7 @@ pub fn pod_spec(spec: &mut Value) {
     set_default(s, "securityContext", json!({}));
     set_default(s, "schedulerName", json!("default-scheduler"));
     service_account_alias(s);
-    for key in ["containers", "initContainers"] {
+    for key in ["containers", "initContainers", "ephemeralContainers"] {
         if let Some(list) = s.get_mut(key).and_then(Value::as_array_mut) {
             list.iter_mut().for_each(default_container);
         }
@@ -340,6 +340,7 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
         }
         _ => errs.push(FieldError::required(format!("{path}.containers"), "")),
     }
+    errs.extend(crate::validation::sysctls::validate(spec, path));
     errs
 }
 

@@ -28,6 +28,9 @@ pub enum UpdateTarget {
     /// no strategy hooks and no `managedFields` entry, as upstream's subresources
     /// that write through storage directly.
     Server,
+    /// `pods/ephemeralcontainers`: only `spec.ephemeralContainers` is taken
+    /// from the new object.
+    EphemeralContainers,
 }
 
 #[derive(Clone)]
@@ -197,7 +200,12 @@ impl Store {
     }
 
     /// Name rules and the kind's checks; with `old`, also the checks of an update.
-    fn validate(&self, info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    fn validate(
+        &self,
+        info: &ResourceInfo,
+        obj: &Value,
+        old: Option<(UpdateTarget, &Value)>,
+    ) -> ApiResult<()> {
         let name = meta::name(obj);
         let mut errs = Vec::new();
         let rule = names::name_rule_for(&info.group, &info.plural);
@@ -214,8 +222,8 @@ impl Store {
         }
         errs.extend(validate_labels_and_annotations(obj));
         errs.extend(info.strategy.validate(obj));
-        if let Some(old) = old {
-            errs.extend(info.strategy.validate_update(obj, old));
+        if let Some((target, old)) = old {
+            errs.extend(info.strategy.validate_update_of(target, obj, old));
         }
         if errs.is_empty() {
             Ok(())
@@ -268,11 +276,16 @@ impl Store {
             }
             self.merge_system_fields(info, target, &mut new, &old);
             match target {
-                UpdateTarget::Main => strategy.prepare_for_update(&mut new, &old),
+                UpdateTarget::Main | UpdateTarget::EphemeralContainers => {
+                    strategy.prepare_for_update(&mut new, &old)
+                }
                 UpdateTarget::Status | UpdateTarget::Finalize | UpdateTarget::Server => {}
             }
             if strategy.tracks_generation()
-                && target == UpdateTarget::Main
+                && matches!(
+                    target,
+                    UpdateTarget::Main | UpdateTarget::EphemeralContainers
+                )
                 && meta::spec_part(&new) != meta::spec_part(&old)
             {
                 let generation = old
@@ -283,7 +296,7 @@ impl Store {
             }
             // A server-side write (a pod's binding) is not a client's update:
             // the update rules (immutable fields) do not apply to it.
-            let checked_against = (target != UpdateTarget::Server).then_some(&old);
+            let checked_against = (target != UpdateTarget::Server).then_some((target, &old));
             self.validate(info, &new, checked_against)?;
             if new.pointer("/metadata/managedFields").is_none()
                 && let Some(mf) = old.pointer("/metadata/managedFields")
@@ -382,6 +395,20 @@ impl Store {
                 for key in spec_keys {
                     copy_field(new, old, &key);
                 }
+            }
+            UpdateTarget::EphemeralContainers => {
+                let ephemeral = new.pointer("/spec/ephemeralContainers").cloned();
+                let rv = meta::resource_version(new).to_string();
+                *new = old.clone();
+                match ephemeral {
+                    Some(list) => new["spec"]["ephemeralContainers"] = list,
+                    None => {
+                        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("ephemeralContainers");
+                        }
+                    }
+                }
+                meta::meta_mut(new).insert("resourceVersion".into(), json!(rv));
             }
             UpdateTarget::Finalize => {
                 let finalizers = new.pointer("/spec/finalizers").cloned();

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::api_error::{ApiResult, FieldError};
-use crate::registry::store::Store;
+use crate::registry::store::{Store, UpdateTarget};
 use crate::registry::{config_objects, defaults, pod_admission, service_ips, volumes};
 
 pub trait Strategy: Send + Sync + 'static {
@@ -34,6 +34,17 @@ pub trait Strategy: Send + Sync + 'static {
     /// fields), after [`Strategy::validate`] of the new object.
     fn validate_update(&self, _obj: &Value, _old: &Value) -> Vec<FieldError> {
         Vec::new()
+    }
+
+    /// The update checks for a write through `target` (the main resource or
+    /// a subresource); most kinds check every write the same way.
+    fn validate_update_of(
+        &self,
+        _target: UpdateTarget,
+        obj: &Value,
+        old: &Value,
+    ) -> Vec<FieldError> {
+        self.validate_update(obj, old)
     }
 
     /// Whether `metadata.generation` is kept (1 on create, bumped on spec changes).
@@ -200,6 +211,19 @@ impl Strategy for Pods {
     }
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldError> {
         crate::validation::pod_update::validate(obj, old)
+    }
+    fn validate_update_of(
+        &self,
+        target: UpdateTarget,
+        obj: &Value,
+        old: &Value,
+    ) -> Vec<FieldError> {
+        match target {
+            UpdateTarget::EphemeralContainers => {
+                crate::validation::pod_update::validate_ephemeral(obj, old)
+            }
+            _ => self.validate_update(obj, old),
+        }
     }
     fn admit<'a>(&'a self, store: &'a Store, obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
         pod_admission::admit(store, obj).boxed()

@@ -2,6 +2,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod names;
 pub mod pod_update;
+pub mod sysctls;
 
 use serde_json::Value;
 

@@ -52,6 +52,100 @@ pub fn validate(new: &Value, old: &Value) -> Vec<FieldError> {
     errors
 }
 
+/// Fields a container may have that an ephemeral container may not.
+const NOT_FOR_EPHEMERAL: &[&str] = &[
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+];
+
+/// A write through `pods/ephemeralcontainers` (upstream's
+/// `ValidatePodEphemeralContainersUpdate`): ephemeral containers are only
+/// ever added, with names no other container has, and without what only a
+/// long-running container may have (ports, probes, hooks, resources).
+pub fn validate_ephemeral(new: &Value, old: &Value) -> Vec<FieldError> {
+    let list = |pod: &Value, key: &str| -> Vec<Value> {
+        pod.pointer(&format!("/spec/{key}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let name = |c: &Value| {
+        c.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let new_list = list(new, "ephemeralContainers");
+    let old_list = list(old, "ephemeralContainers");
+    let path = "spec.ephemeralContainers";
+    let mut errors = Vec::new();
+    for o in &old_list {
+        let n = name(o);
+        match new_list.iter().find(|c| name(c) == n) {
+            None => errors.push(FieldError::forbidden(
+                path,
+                format!("existing ephemeral containers {n:?} may not be removed\n"),
+            )),
+            Some(c) if c != o => errors.push(FieldError::forbidden(
+                path,
+                format!(
+                    "existing ephemeral containers {n:?} may not be changed\n{}",
+                    difference(o, c)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut taken: Vec<String> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|k| list(new, k))
+        .map(|c| name(&c))
+        .collect();
+    for (i, c) in new_list.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let n = name(c);
+        if n.is_empty() {
+            errors.push(FieldError::required(format!("{at}.name"), ""));
+        } else if taken.contains(&n) {
+            errors.push(FieldError::new(
+                FieldErrorKind::Duplicate,
+                format!("{at}.name"),
+                Some(format!("{n:?}")),
+                "",
+            ));
+        }
+        taken.push(n);
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            errors.push(FieldError::required(format!("{at}.image"), ""));
+        }
+        for field in NOT_FOR_EPHEMERAL {
+            let set = c.get(*field).is_some_and(|v| match v {
+                Value::Null => false,
+                Value::Object(o) => !o.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                _ => true,
+            });
+            if set {
+                errors.push(FieldError::forbidden(
+                    format!("{at}.{field}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+    }
+    errors
+}
+
 fn copy_key(into: &mut Value, from: &Value, key: &str) {
     let Some(obj) = into.as_object_mut() else {
         return;
@@ -212,6 +306,48 @@ mod tests {
                 .contains("spec.containers[0].resources.requests.cpu: \"100m\" -> \"200m\""),
             "{}",
             errors[0].detail
+        );
+    }
+
+    #[test]
+    fn ephemeral_containers_are_only_added() {
+        let old = json!({"spec": {"containers": [{"name": "c", "image": "a"}],
+            "ephemeralContainers": [{"name": "d1", "image": "b"}]}});
+        let mut added = old.clone();
+        added["spec"]["ephemeralContainers"]
+            .as_array_mut()
+            .expect("list")
+            .push(json!({"name": "d2", "image": "b"}));
+        assert!(validate_ephemeral(&added, &old).is_empty());
+
+        let mut changed = added.clone();
+        changed["spec"]["ephemeralContainers"][0]["image"] = json!("z");
+        let errors = validate_ephemeral(&changed, &old);
+        assert!(
+            errors[0].detail.contains("\"d1\" may not be changed"),
+            "{}",
+            errors[0].detail
+        );
+
+        let removed = json!({"spec": {"containers": [{"name": "c", "image": "a"}]}});
+        assert!(
+            validate_ephemeral(&removed, &old)[0]
+                .detail
+                .contains("may not be removed")
+        );
+
+        let clash = json!({"spec": {"containers": [{"name": "c", "image": "a"}],
+            "ephemeralContainers": [{"name": "c", "image": "b", "ports": [{"containerPort": 80}]}]}});
+        let fields: Vec<String> = validate_ephemeral(&clash, &removed)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.ephemeralContainers[0].name",
+                "spec.ephemeralContainers[0].ports"
+            ]
         );
     }
 

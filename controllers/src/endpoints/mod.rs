@@ -25,7 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use crate::endpointslice::queue::{self, Queue};
-use crate::endpointslice::{HEADLESS_LABEL, is_headless, pods, trigger};
+use crate::endpointslice::{HEADLESS_LABEL, feeds, is_headless, pods, trigger};
 use crate::workload::api_errors;
 
 /// Label marking the Endpoints this controller manages.
@@ -55,46 +55,19 @@ pub async fn run(client: kube::Client) {
     let (pods, pod_writer) = reflector::store::<Pod>();
     let queue = Queue::default();
 
-    let q = queue.clone();
-    let service_feed = watcher(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(svc_writer)
-    .for_each(move |event| {
-        if let Ok(
-            watcher::Event::Apply(s) | watcher::Event::InitApply(s) | watcher::Event::Delete(s),
-        ) = event
-        {
-            q.add(queue::key(
-                s.metadata.namespace.as_deref(),
-                s.metadata.name.as_deref(),
-            ));
-        }
-        futures::future::ready(())
-    });
-    let pod_feed =
-        crate::endpointslice::pod_feed(client.clone(), pod_writer, services.clone(), queue.clone());
+    let service_feed = feeds::same_name(client.clone(), svc_writer, queue.clone());
+    let pod_feed = feeds::pods(client.clone(), pod_writer, services.clone(), queue.clone());
     // Ours deleted by someone else: written again (or, Service gone, left).
+    // The initial list brings in ours whose Service may be gone.
     let q = queue.clone();
     let endpoints_feed = watcher(
         Api::<Endpoints>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
+        feeds::managed_by_label(MANAGED_BY_LABEL, CONTROLLER_NAME),
     )
     .default_backoff()
     .for_each(move |event| {
-        match event {
-            Ok(watcher::Event::Delete(e)) => q.add(queue::key(
-                e.metadata.namespace.as_deref(),
-                e.metadata.name.as_deref(),
-            )),
-            // The initial list: our Endpoints whose Service may be gone.
-            Ok(watcher::Event::InitApply(e)) => q.add(queue::key(
-                e.metadata.namespace.as_deref(),
-                e.metadata.name.as_deref(),
-            )),
-            _ => {}
+        if let Ok(watcher::Event::Delete(e) | watcher::Event::InitApply(e)) = event {
+            q.add(feeds::key_of(&e));
         }
         futures::future::ready(())
     });
@@ -105,19 +78,11 @@ pub async fn run(client: kube::Client) {
         pods,
         triggers: trigger::Tracker::default(),
     });
-    let worker = async {
-        let (a, b) = tokio::join!(ctx.services.wait_until_ready(), ctx.pods.wait_until_ready());
-        if a.is_err() || b.is_err() {
-            tracing::error!("Endpoints controller caches never became ready");
-            return;
-        }
-        queue
-            .work("endpoints", |key| {
-                let ctx = ctx.clone();
-                async move { ctx.sync(&key).await }
-            })
-            .await;
-    };
+    let ctx = &ctx;
+    let caches = vec![feeds::ready(&ctx.services), feeds::ready(&ctx.pods)];
+    let worker = feeds::work(&queue, "endpoints", "Endpoints", caches, |key| async move {
+        ctx.sync(&key).await
+    });
     tokio::join!(service_feed, pod_feed, endpoints_feed, worker);
 }
 

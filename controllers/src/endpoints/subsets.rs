@@ -8,9 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, ObjectReference, Pod, Service,
-};
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Pod, Service};
 
 use crate::endpointslice::pods;
 use crate::workload::pods::is_ready;
@@ -47,21 +45,9 @@ fn port_key(p: &EndpointPort) -> PortKey {
 fn address(svc: &Service, pod: &Pod, ip: &str) -> EndpointAddress {
     EndpointAddress {
         ip: ip.to_string(),
-        hostname: pods::should_set_hostname(pod, svc)
-            .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
-            .flatten(),
-        node_name: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..ObjectReference::default()
-        }),
+        hostname: pods::published_hostname(pod, svc),
+        node_name: pods::node_name(pod),
+        target_ref: Some(pods::target_ref(pod)),
     }
 }
 

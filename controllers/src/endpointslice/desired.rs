@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 
 use super::pods;
@@ -39,11 +39,7 @@ pub(crate) fn groups(
             let Some(ip) = pods::pod_ip_of(pod, address_type) else {
                 continue;
             };
-            let node_name = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .filter(|n| !n.is_empty());
+            let node_name = pods::node_name(pod);
             let zone = match &node_name {
                 Some(n) => match node(n) {
                     Some(node) => node
@@ -71,17 +67,9 @@ pub(crate) fn groups(
                     serving: Some(serving),
                     terminating: Some(terminating),
                 }),
-                hostname: pods::should_set_hostname(pod, svc)
-                    .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
-                    .flatten(),
+                hostname: pods::published_hostname(pod, svc),
                 node_name,
-                target_ref: Some(ObjectReference {
-                    kind: Some("Pod".into()),
-                    namespace: pod.metadata.namespace.clone(),
-                    name: pod.metadata.name.clone(),
-                    uid: pod.metadata.uid.clone(),
-                    ..ObjectReference::default()
-                }),
+                target_ref: Some(pods::target_ref(pod)),
                 zone,
                 ..Endpoint::default()
             };

@@ -8,9 +8,10 @@
 //! each, grouped by address type and resolved port list.
 //!
 //! Also home of what the three endpoints controllers share: the keyed work
-//! queue, pod predicates, the trigger-time tracker and the slice reconciler.
+//! queue, the watch feeds and worker, pod predicates, the trigger-time tracker and the slice reconciler.
 
 pub(crate) mod desired;
+pub(crate) mod feeds;
 pub(crate) mod pods;
 pub(crate) mod queue;
 pub(crate) mod reconciler;
@@ -19,13 +20,11 @@ pub(crate) mod trigger;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 
 use self::queue::Queue;
 use self::reconciler::{Plan, SliceMeta};
@@ -63,51 +62,10 @@ pub async fn run(client: kube::Client) {
     let (nodes, node_writer) = reflector::store::<Node>();
     let queue = Queue::default();
 
-    let q = queue.clone();
-    let service_feed = watcher(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(svc_writer)
-    .for_each(move |event| {
-        if let Ok(
-            watcher::Event::Apply(s) | watcher::Event::InitApply(s) | watcher::Event::Delete(s),
-        ) = event
-        {
-            q.add(queue::key(
-                s.metadata.namespace.as_deref(),
-                s.metadata.name.as_deref(),
-            ));
-        }
-        futures::future::ready(())
-    });
-    let pod_feed = pod_feed(client.clone(), pod_writer, services.clone(), queue.clone());
-    let node_feed = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(node_writer)
-        .for_each(|_| futures::future::ready(()));
-    // A slice of ours changed by someone else (or deleted) brings its Service
-    // back in line.
-    let q = queue.clone();
-    let slice_feed = watcher(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |slice| {
-        if let Ok(slice) = slice
-            && let Some(svc) = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        {
-            q.add(queue::key(slice.metadata.namespace.as_deref(), Some(svc)));
-        }
-        futures::future::ready(())
-    });
+    let service_feed = feeds::same_name(client.clone(), svc_writer, queue.clone());
+    let pod_feed = feeds::pods(client.clone(), pod_writer, services.clone(), queue.clone());
+    let node_feed = feeds::cache_only(client.clone(), node_writer);
+    let slice_feed = feeds::slices(client.clone(), CONTROLLER_NAME, queue.clone());
 
     let ctx = Arc::new(Ctx {
         client,
@@ -116,55 +74,24 @@ pub async fn run(client: kube::Client) {
         nodes,
         triggers: trigger::Tracker::default(),
     });
-    let worker = async {
-        let (a, b, c) = tokio::join!(
-            ctx.services.wait_until_ready(),
-            ctx.pods.wait_until_ready(),
-            ctx.nodes.wait_until_ready()
-        );
-        if a.is_err() || b.is_err() || c.is_err() {
-            tracing::error!("EndpointSlice controller caches never became ready");
-            return;
-        }
-        queue
-            .work("endpointslice", |key| {
-                let ctx = ctx.clone();
-                async move { ctx.sync(&key).await }
-            })
-            .await;
-    };
+    let ctx = &ctx;
+    let caches = vec![
+        feeds::ready(&ctx.services),
+        feeds::ready(&ctx.pods),
+        feeds::ready(&ctx.nodes),
+    ];
+    let worker = feeds::work(
+        &queue,
+        "endpointslice",
+        "EndpointSlice",
+        caches,
+        |key| async move { ctx.sync(&key).await },
+    );
     tokio::join!(service_feed, pod_feed, node_feed, slice_feed, worker);
 }
 
-/// Watches pods into `writer`, queueing the Services each pod event concerns.
-pub(crate) async fn pod_feed(
-    client: kube::Client,
-    writer: reflector::store::Writer<Pod>,
-    services: Store<Service>,
-    queue: Queue,
-) {
-    let mut memberships = pods::Memberships::default();
-    watcher(Api::<Pod>::all(client), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .for_each(move |event| {
-            let touched = match &event {
-                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
-                    memberships.touched(&services, p, false)
-                }
-                Ok(watcher::Event::Delete(p)) => memberships.touched(&services, p, true),
-                _ => Default::default(),
-            };
-            for key in touched {
-                queue.add(key);
-            }
-            futures::future::ready(())
-        })
-        .await;
-}
-
 /// The controller reference a Service's slices carry.
-pub(crate) fn owner_of(svc: &Service) -> OwnerReference {
+fn owner_of(svc: &Service) -> OwnerReference {
     OwnerReference {
         api_version: "v1".into(),
         kind: "Service".into(),
@@ -175,8 +102,43 @@ pub(crate) fn owner_of(svc: &Service) -> OwnerReference {
     }
 }
 
+/// What every slice `manager` writes for the Service at `key` carries:
+/// `labels` plus the Service-name and managed-by labels, a generated name
+/// and the Service as controller; no annotations or trigger time yet.
+pub(crate) fn slice_meta(
+    key: &str,
+    svc: &Service,
+    manager: &str,
+    mut labels: BTreeMap<String, String>,
+) -> SliceMeta {
+    let (namespace, name) = queue::split(key);
+    labels.insert(SERVICE_NAME_LABEL.into(), name.into());
+    labels.insert(MANAGED_BY_LABEL.into(), manager.into());
+    SliceMeta {
+        namespace: namespace.to_string(),
+        generate_name: generate_name(name),
+        labels,
+        annotations: BTreeMap::new(),
+        owner: owner_of(svc),
+        trigger_time: None,
+    }
+}
+
+/// The slices controlled by an earlier Service of the same name (to be
+/// deleted), and the others (to be reconciled).
+pub(crate) fn split_stale(
+    slices: Vec<EndpointSlice>,
+    svc: &Service,
+) -> (Vec<EndpointSlice>, Vec<EndpointSlice>) {
+    let uid = svc.metadata.uid.as_deref();
+    slices.into_iter().partition(|s| {
+        crate::workload::ownership::controller_of(&s.metadata)
+            .is_some_and(|o| Some(o.uid.as_str()) != uid)
+    })
+}
+
 /// `<name>-`, cut so that the generated name stays a valid object name.
-pub(crate) fn generate_name(name: &str) -> String {
+fn generate_name(name: &str) -> String {
     let cut: String = name.chars().take(57).collect();
     format!("{cut}-")
 }
@@ -281,28 +243,17 @@ impl Ctx {
             desired::groups(&svc, &selected, |n| self.nodes.get(&ObjectRef::new(n)));
 
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
-        let mut existing = managed_slices(&api, name, CONTROLLER_NAME).await?;
-        // Slices of an earlier Service of the same name are not ours to keep.
-        let uid = svc.metadata.uid.as_deref();
-        let (stale, ours): (Vec<_>, Vec<_>) = existing.drain(..).partition(|s| {
-            crate::workload::ownership::controller_of(&s.metadata)
-                .is_some_and(|o| Some(o.uid.as_str()) != uid)
-        });
+        let existing = managed_slices(&api, name, CONTROLLER_NAME).await?;
+        let (stale, ours) = split_stale(existing, &svc);
 
         let mut labels: BTreeMap<String, String> = svc.metadata.labels.clone().unwrap_or_default();
         labels.remove(HEADLESS_LABEL);
         if is_headless(&svc) {
             labels.insert(HEADLESS_LABEL.into(), String::new());
         }
-        labels.insert(SERVICE_NAME_LABEL.into(), name.into());
-        labels.insert(MANAGED_BY_LABEL.into(), CONTROLLER_NAME.into());
         let meta = SliceMeta {
-            namespace: ns.to_string(),
-            generate_name: generate_name(name),
-            labels,
-            annotations: BTreeMap::new(),
-            owner: owner_of(&svc),
             trigger_time: trigger_time.map(trigger::format),
+            ..slice_meta(key, &svc, CONTROLLER_NAME, labels)
         };
         let placeholder = pods::service_address_types(&svc)
             .first()
@@ -324,5 +275,67 @@ impl Ctx {
             return Err(Error::NodeMissing);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "new", "labels": {"app": "web"}}
+        }))
+        .expect("service")
+    }
+
+    fn slice(name: &str, owner_uid: Option<&str>) -> EndpointSlice {
+        let owners = owner_uid.map(|uid| {
+            serde_json::json!([{
+                "apiVersion": "v1", "kind": "Service", "name": "web", "uid": uid, "controller": true
+            }])
+        });
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "ownerReferences": owners},
+            "addressType": "IPv4",
+            "endpoints": []
+        }))
+        .expect("slice")
+    }
+
+    #[test]
+    fn slices_of_an_earlier_service_are_stale() {
+        let (stale, ours) = split_stale(
+            vec![
+                slice("a", Some("new")),
+                slice("b", Some("old")),
+                slice("c", None),
+            ],
+            &service(),
+        );
+        let names = |v: &[EndpointSlice]| -> Vec<String> {
+            v.iter().filter_map(|s| s.metadata.name.clone()).collect()
+        };
+        assert_eq!(names(&stale), ["b"]);
+        assert_eq!(names(&ours), ["a", "c"]);
+    }
+
+    #[test]
+    fn slice_meta_names_service_and_manager() {
+        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        let meta = slice_meta("ns/web", &service(), CONTROLLER_NAME, labels);
+        assert_eq!(meta.namespace, "ns");
+        assert_eq!(meta.generate_name, "web-");
+        assert_eq!(
+            meta.labels.get(SERVICE_NAME_LABEL).map(String::as_str),
+            Some("web")
+        );
+        assert_eq!(
+            meta.labels.get(MANAGED_BY_LABEL).map(String::as_str),
+            Some(CONTROLLER_NAME)
+        );
+        assert_eq!(meta.labels.get("app").map(String::as_str), Some("web"));
+        assert_eq!(meta.owner.uid, "new");
+        assert!(meta.annotations.is_empty() && meta.trigger_time.is_none());
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::runtime::reflector::Store;
 
@@ -127,6 +127,32 @@ pub(crate) fn should_set_hostname(pod: &Pod, svc: &Service) -> bool {
     spec.hostname.as_deref().is_some_and(|h| !h.is_empty())
         && spec.subdomain.as_deref() == svc.metadata.name.as_deref()
         && pod.metadata.namespace == svc.metadata.namespace
+}
+
+/// The hostname an endpoint of `pod` publishes for `svc`, if any.
+pub(crate) fn published_hostname(pod: &Pod, svc: &Service) -> Option<String> {
+    should_set_hostname(pod, svc)
+        .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
+        .flatten()
+}
+
+/// The node a pod runs on, once it is scheduled.
+pub(crate) fn node_name(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty())
+}
+
+/// The reference from an endpoint back to its pod.
+pub(crate) fn target_ref(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
 }
 
 /// The selector of a Service whose endpoints a controller computes: none for
@@ -262,5 +288,35 @@ mod tests {
             Some(9000)
         );
         assert_eq!(find_port(&p, &port(serde_json::json!("nope"), "TCP")), None);
+    }
+
+    #[test]
+    fn endpoint_fields_of_a_pod() {
+        let svc: Service = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "web", "namespace": "ns"}}),
+        )
+        .expect("service");
+        let named = pod(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+            "spec": {"containers": [], "hostname": "h", "subdomain": "web", "nodeName": "n1"}
+        }));
+        assert_eq!(published_hostname(&named, &svc).as_deref(), Some("h"));
+        assert_eq!(node_name(&named).as_deref(), Some("n1"));
+        let r = target_ref(&named);
+        assert_eq!(
+            (
+                r.kind.as_deref(),
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.uid.as_deref()
+            ),
+            (Some("Pod"), Some("ns"), Some("p"), Some("u1"))
+        );
+        let plain = pod(serde_json::json!({
+            "metadata": {"name": "q", "namespace": "ns"},
+            "spec": {"containers": [], "hostname": "h", "nodeName": ""}
+        }));
+        assert_eq!(published_hostname(&plain, &svc), None);
+        assert_eq!(node_name(&plain), None);
     }
 }

@@ -11,22 +11,17 @@
 
 mod mirror;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 
+use crate::endpointslice::feeds;
 use crate::endpointslice::queue::{self, Queue};
 use crate::endpointslice::reconciler::{self, SliceMeta};
-use crate::endpointslice::{
-    Error, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, apply, generate_name, managed_slices, owner_of,
-    trigger,
-};
+use crate::endpointslice::{Error, apply, managed_slices, slice_meta, split_stale, trigger};
 
 /// This controller's value of the managed-by label.
 pub const CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
@@ -48,81 +43,24 @@ pub async fn run(client: kube::Client) {
     let (endpoints, ep_writer) = reflector::store::<Endpoints>();
     let queue = Queue::default();
 
-    let q = queue.clone();
-    let service_feed = watcher(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(svc_writer)
-    .touched_objects()
-    .for_each(move |s| {
-        if let Ok(s) = s {
-            q.add(queue::key(
-                s.metadata.namespace.as_deref(),
-                s.metadata.name.as_deref(),
-            ));
-        }
-        futures::future::ready(())
-    });
-    let q = queue.clone();
-    let endpoints_feed = watcher(
-        Api::<Endpoints>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(ep_writer)
-    .touched_objects()
-    .for_each(move |e| {
-        if let Ok(e) = e {
-            q.add(queue::key(
-                e.metadata.namespace.as_deref(),
-                e.metadata.name.as_deref(),
-            ));
-        }
-        futures::future::ready(())
-    });
-    let q = queue.clone();
-    let slice_feed = watcher(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |slice| {
-        if let Ok(slice) = slice
-            && let Some(svc) = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        {
-            q.add(queue::key(slice.metadata.namespace.as_deref(), Some(svc)));
-        }
-        futures::future::ready(())
-    });
+    let service_feed = feeds::same_name(client.clone(), svc_writer, queue.clone());
+    let endpoints_feed = feeds::same_name(client.clone(), ep_writer, queue.clone());
+    let slice_feed = feeds::slices(client.clone(), CONTROLLER_NAME, queue.clone());
 
     let ctx = Arc::new(Ctx {
         client,
         services,
         endpoints,
     });
-    let worker = async {
-        let (a, b) = tokio::join!(
-            ctx.services.wait_until_ready(),
-            ctx.endpoints.wait_until_ready()
-        );
-        if a.is_err() || b.is_err() {
-            tracing::error!("EndpointSlice mirroring controller caches never became ready");
-            return;
-        }
-        queue
-            .work("endpointslicemirroring", |key| {
-                let ctx = ctx.clone();
-                async move { ctx.sync(&key).await }
-            })
-            .await;
-    };
+    let ctx = &ctx;
+    let caches = vec![feeds::ready(&ctx.services), feeds::ready(&ctx.endpoints)];
+    let worker = feeds::work(
+        &queue,
+        "endpointslicemirroring",
+        "EndpointSlice mirroring",
+        caches,
+        |key| async move { ctx.sync(&key).await },
+    );
     tokio::join!(service_feed, endpoints_feed, slice_feed, worker);
 }
 
@@ -175,29 +113,20 @@ impl Ctx {
             return apply(&api, plan, FIELD_MANAGER).await;
         };
 
-        let mut labels: BTreeMap<String, String> = ep.metadata.labels.clone().unwrap_or_default();
-        labels.insert(SERVICE_NAME_LABEL.into(), name.into());
-        labels.insert(MANAGED_BY_LABEL.into(), CONTROLLER_NAME.into());
         let all = ep.metadata.annotations.clone().unwrap_or_default();
         let trigger_time = all.get(trigger::ANNOTATION).cloned();
         let annotations = all
             .into_iter()
             .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
             .collect();
+        let labels = ep.metadata.labels.clone().unwrap_or_default();
         let meta = SliceMeta {
-            namespace: ns.to_string(),
-            generate_name: generate_name(name),
-            labels,
             annotations,
-            owner: owner_of(&svc),
             trigger_time,
+            ..slice_meta(key, &svc, CONTROLLER_NAME, labels)
         };
         // Slices of an earlier Service of the same name are replaced.
-        let uid = svc.metadata.uid.as_deref();
-        let (stale, ours): (Vec<_>, Vec<_>) = existing.into_iter().partition(|s| {
-            crate::workload::ownership::controller_of(&s.metadata)
-                .is_some_and(|o| Some(o.uid.as_str()) != uid)
-        });
+        let (stale, ours) = split_stale(existing, &svc);
         let mut plan = reconciler::plan(
             ours,
             mirror::groups(&ep),

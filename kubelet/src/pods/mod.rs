@@ -1,6 +1,7 @@
 //! The pods bound to this node: a watch on `spec.nodeName=<node>` feeding one
 //! [`worker`] task per pod UID, and clean-up of sandboxes whose pod is gone.
 
+mod ephemeral;
 pub(crate) mod runtime;
 pub(crate) mod status;
 mod worker;

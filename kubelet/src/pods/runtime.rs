@@ -219,6 +219,25 @@ pub(crate) fn container_config(
     })
 }
 
+/// Puts an ephemeral container into the PID namespace of the container
+/// `target_id` (`targetContainerName`), as upstream does when the container
+/// would otherwise get a PID namespace of its own; a pod sharing its
+/// process namespace, or the host's, keeps that.
+pub(crate) fn target_pid_namespace(config: &mut v1::ContainerConfig, target_id: &str) {
+    let Some(ns) = config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .and_then(|s| s.namespace_options.as_mut())
+    else {
+        return;
+    };
+    if ns.pid == v1::NamespaceMode::Container as i32 {
+        ns.pid = v1::NamespaceMode::Target as i32;
+        ns.target_id = target_id.into();
+    }
+}
+
 /// The pod's sandboxes, newest first.
 pub(crate) async fn sandboxes(rt: &Runtime, uid: &str) -> cri::Result<Vec<v1::PodSandbox>> {
     let mut items = rt
@@ -414,4 +433,50 @@ pub(crate) async fn remove_sandbox(rt: &Runtime, id: &str) -> cri::Result<()> {
         .await
         .map_err(cri::call("RemovePodSandbox"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pid: v1::NamespaceMode) -> v1::ContainerConfig {
+        v1::ContainerConfig {
+            linux: Some(v1::LinuxContainerConfig {
+                security_context: Some(v1::LinuxContainerSecurityContext {
+                    namespace_options: Some(v1::NamespaceOption {
+                        pid: pid as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn pid_of(c: &v1::ContainerConfig) -> (i32, String) {
+        let ns = c
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
+        (ns.pid, ns.target_id)
+    }
+
+    #[test]
+    fn ephemeral_targets_a_container_pid_namespace() {
+        let mut own = config(v1::NamespaceMode::Container);
+        target_pid_namespace(&mut own, "abc");
+        assert_eq!(
+            pid_of(&own),
+            (v1::NamespaceMode::Target as i32, "abc".into())
+        );
+        for kept in [v1::NamespaceMode::Pod, v1::NamespaceMode::Node] {
+            let mut c = config(kept);
+            target_pid_namespace(&mut c, "abc");
+            assert_eq!(pid_of(&c), (kept as i32, String::new()));
+        }
+    }
 }

@@ -11,6 +11,10 @@
 //! is both as soon as it runs. Terminated states carry the termination
 //! message the worker read ([`crate::lifecycle`]).
 //!
+//! Ephemeral containers get statuses of the same shape
+//! (`ephemeralContainerStatuses`), never ready and left out of the phase
+//! and the pod's readiness.
+//!
 //! The condition helpers ([`condition`], [`merge_conditions`],
 //! [`gated_ready`]) are shared with the fake nodes' statuses.
 
@@ -105,7 +109,7 @@ pub(crate) fn compute(pod: &Pod, observed: &Observed, cx: &Context<'_>) -> PodSt
 
     let init_statuses: Vec<ContainerStatus> = init_specs
         .iter()
-        .map(|c| container_status(c, observed, cx, "PodInitializing"))
+        .map(|c| init_container_status(c, observed, cx))
         .collect();
     let default_reason = if all_init_done {
         "ContainerCreating"
@@ -214,7 +218,30 @@ pub(crate) fn compute(pod: &Pod, observed: &Observed, cx: &Context<'_>) -> PodSt
     }
     status.init_container_statuses = (!init_statuses.is_empty()).then_some(init_statuses);
     status.container_statuses = Some(statuses);
+    let ephemeral = ephemeral_statuses(pod, observed, cx, default_reason);
+    status.ephemeral_container_statuses = (!ephemeral.is_empty()).then_some(ephemeral);
     status
+}
+
+/// The ephemeral containers' statuses, by name as upstream sorts them:
+/// states as the regular containers', but never ready, without `started`,
+/// and no part of the pod's phase or conditions.
+fn ephemeral_statuses(
+    pod: &Pod,
+    observed: &Observed,
+    cx: &Context<'_>,
+    default_reason: &str,
+) -> Vec<ContainerStatus> {
+    let mut statuses: Vec<ContainerStatus> = super::ephemeral::all(pod)
+        .iter()
+        .map(|e| ContainerStatus {
+            ready: false,
+            started: None,
+            ..container_status(&e.container, observed, cx, default_reason)
+        })
+        .collect();
+    statuses.sort_by(|a, b| a.name.cmp(&b.name));
+    statuses
 }
 
 fn was_true(pod: &Pod, ty: &str) -> bool {
@@ -222,6 +249,21 @@ fn was_true(pod: &Pod, ty: &str) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == ty && c.status == "True"))
+}
+
+/// An init container's status: a sidecar (restartable) one is ready as a
+/// regular container is; any other is ready once it has completed, as
+/// upstream reports them.
+fn init_container_status(c: &Container, observed: &Observed, cx: &Context<'_>) -> ContainerStatus {
+    let mut status = container_status(c, observed, cx, "PodInitializing");
+    if c.restart_policy.as_deref() != Some("Always") {
+        status.ready = status
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == 0);
+    }
+    status
 }
 
 fn container_status(
@@ -863,5 +905,63 @@ mod tests {
             .and_then(|s| s.terminated)
             .expect("terminated");
         assert_eq!(t.message.as_deref(), Some("bye"));
+    }
+
+    #[test]
+    fn ephemeral_containers_are_reported_but_never_ready() {
+        use k8s_openapi::api::core::v1::EphemeralContainer;
+        let mut p = pod("Always", &["a"]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.ephemeral_containers = Some(
+                ["dbg2", "dbg1", "dbg0"]
+                    .iter()
+                    .map(|n| EphemeralContainer {
+                        name: (*n).into(),
+                        image: Some("busybox".into()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            );
+        }
+        let waiting = HashMap::from([(
+            "dbg0".to_string(),
+            ("ErrImagePull".to_string(), "no such image".to_string()),
+        )]);
+        let obs = sandboxed(vec![
+            cri("a", v1::ContainerState::ContainerRunning, 0, 0),
+            cri("dbg1", v1::ContainerState::ContainerRunning, 0, 0),
+            cri("dbg2", v1::ContainerState::ContainerExited, 3, 0),
+        ]);
+        let s = run(&p, &obs, &waiting);
+        // An exited (failed) ephemeral container fails nothing.
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Ready"), "True");
+        let eph = s.ephemeral_container_statuses.clone().unwrap_or_default();
+        let names: Vec<&str> = eph.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dbg0", "dbg1", "dbg2"]);
+        let reason = eph[0]
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref());
+        assert_eq!(reason, Some("ErrImagePull"));
+        assert!(eph[1].state.as_ref().is_some_and(|s| s.running.is_some()));
+        assert_eq!(eph[1].container_id.as_deref(), Some("containerd://dbg1-0"));
+        assert_eq!(eph[1].image_id, "sha256:abc");
+        assert_eq!(eph[1].image, "busybox");
+        let t = eph[2]
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code);
+        assert_eq!(t, Some(3));
+        assert!(eph.iter().all(|c| !c.ready && c.started.is_none()));
+        // Not one of the regular containers.
+        assert_eq!(s.container_statuses.unwrap_or_default().len(), 1);
+        assert!(
+            run(&pod("Always", &["a"]), &obs, &HashMap::new())
+                .ephemeral_container_statuses
+                .is_none()
+        );
     }
 }

@@ -5,6 +5,8 @@
 //!   pod bound ──► sync: sandbox → init containers in order → containers
 //!                  │      (restarts per restartPolicy, with back-off)
 //!                  │      relist every second while the pod is active;
+//!                  │      ephemeral containers join the existing sandbox,
+//!                  │      each started once ([`super::ephemeral`]);
 //!                  │      probes run beside it ([`crate::probes`]): a failed
 //!                  │      liveness/startup probe → preStop, stop, restart
 //!                  ├─ activeDeadlineSeconds passed ─► stop containers,
@@ -27,6 +29,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, Preconditions};
 use tokio::sync::watch;
 
+use super::ephemeral::{self, Ephemeral};
 use super::runtime::{self, log_dir};
 use super::status::{self, Observed, is_exited, is_running};
 use super::{Ctx, Error};
@@ -185,6 +188,9 @@ impl Worker {
             self.write_status(pod, &observed, false).await?;
             return Ok(Next::Wait(RETRY));
         }
+        // Ephemeral containers only ever join a sandbox that was already
+        // there (upstream skips them in the sync that creates one).
+        let sandbox_existed = observed.sandbox.is_some();
         if observed.sandbox.is_none() {
             // Let the pod show ContainerCreating while CNI and the pause
             // container come up.
@@ -220,7 +226,15 @@ impl Worker {
         let mut acted = false;
         for (container, attempt) in self.plan(pod, &observed) {
             acted = true;
-            self.start(pod, &container, attempt, &sandbox_id).await?;
+            self.start(pod, &container, attempt, &sandbox_id, None)
+                .await?;
+        }
+        if sandbox_existed {
+            for e in ephemeral::to_start(pod, &observed) {
+                acted = true;
+                self.start_ephemeral(pod, &e, &observed, &sandbox_id)
+                    .await?;
+            }
         }
         if acted {
             observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
@@ -311,14 +325,49 @@ impl Worker {
         }
     }
 
-    /// Pulls the image if needed, then creates and starts the container. A
-    /// failure becomes the container's waiting reason, not an error.
+    /// Starts an ephemeral container (its only attempt), in the PID
+    /// namespace of its target container if it names one. A target the
+    /// runtime holds no instance of is a `CreateContainerConfigError`, as
+    /// upstream's, and retried on the next sync.
+    async fn start_ephemeral(
+        &mut self,
+        pod: &Pod,
+        e: &Ephemeral,
+        observed: &Observed,
+        sandbox_id: &str,
+    ) -> Result<(), Error> {
+        let c = &e.container;
+        let target_id = match e.target.as_deref() {
+            None => None,
+            Some(target) => match observed.latest(target) {
+                Some(t) => Some(t.id.clone()),
+                None => {
+                    let message = format!("unable to find target container {target}");
+                    self.failed(pod, c, &message);
+                    self.waiting.insert(
+                        c.name.clone(),
+                        ("CreateContainerConfigError".into(), message),
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        tracing::info!(pod = %name(pod), container = %c.name, target = ?e.target, "starting ephemeral container");
+        self.start(pod, c, 0, sandbox_id, target_id.as_deref())
+            .await
+    }
+
+    /// Pulls the image if needed, then creates and starts the container
+    /// (in the PID namespace of the container `pid_target`, for an
+    /// ephemeral one that targets it). A failure becomes the container's
+    /// waiting reason, not an error.
     async fn start(
         &mut self,
         pod: &Pod,
         c: &Container,
         attempt: u32,
         sandbox_id: &str,
+        pid_target: Option<&str>,
     ) -> Result<(), Error> {
         let image_ref = match self.ensure_image(pod, c).await {
             Ok(r) => r,
@@ -343,6 +392,7 @@ impl Worker {
         {
             Ok(i) => i,
             Err(message) => {
+                self.failed(pod, c, &message);
                 self.waiting.insert(
                     c.name.clone(),
                     ("CreateContainerConfigError".into(), message),
@@ -367,6 +417,7 @@ impl Worker {
             }) {
             Ok(config) => config,
             Err(message) => {
+                self.failed(pod, c, &message);
                 self.waiting.insert(
                     c.name.clone(),
                     ("CreateContainerConfigError".into(), message),
@@ -374,6 +425,9 @@ impl Worker {
                 return Ok(());
             }
         };
+        if let Some(target) = pid_target {
+            runtime::target_pid_namespace(&mut config, target);
+        }
         let message_file =
             lifecycle::message_mount(&self.ctx.config.root_dir, &self.uid, c, attempt).await;
         config.mounts.extend(message_file.map_err(Error::Io)?);
@@ -391,6 +445,7 @@ impl Worker {
         let id = match created {
             Ok(r) => r.into_inner().container_id,
             Err(s) => {
+                self.failed(pod, c, s.message());
                 self.waiting.insert(
                     c.name.clone(),
                     ("CreateContainerError".into(), s.message().into()),
@@ -398,6 +453,11 @@ impl Worker {
                 return Ok(());
             }
         };
+        self.events.normal(
+            container_ref(pod, &c.name),
+            "Created",
+            format!("Created container: {}", c.name),
+        );
         if let Err(s) = client
             .start_container(v1::StartContainerRequest {
                 container_id: id.clone(),
@@ -410,14 +470,30 @@ impl Worker {
             let _ = client
                 .remove_container(v1::RemoveContainerRequest { container_id: id })
                 .await;
+            self.failed(pod, c, s.message());
             self.waiting.insert(
                 c.name.clone(),
                 ("RunContainerError".into(), s.message().into()),
             );
         } else {
+            self.events.normal(
+                container_ref(pod, &c.name),
+                "Started",
+                format!("Started container {}", c.name),
+            );
             self.post_start(pod, c, id).await?;
         }
         Ok(())
+    }
+
+    /// The `Failed` event upstream records when a container cannot be
+    /// created or started.
+    fn failed(&self, pod: &Pod, c: &Container, message: &str) {
+        self.events.warning(
+            container_ref(pod, &c.name),
+            "Failed",
+            format!("Error: {message}"),
+        );
     }
 
     /// Runs the container's postStart hook; a failed hook kills the
@@ -480,12 +556,9 @@ impl Worker {
     /// Stops every running container of the pod at once, each after its
     /// preStop hook, within `grace` seconds.
     async fn stop_running(&self, pod: &Pod, observed: &Observed, grace: i64) -> Result<(), Error> {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let stops: Vec<_> = spec
-            .init_containers
+        let containers = all_containers(pod);
+        let stops: Vec<_> = containers
             .iter()
-            .flatten()
-            .chain(spec.containers.iter())
             .filter_map(|c| {
                 let latest = observed.latest(&c.name).filter(|l| is_running(l))?;
                 let target = self.target(c, latest.id.clone());
@@ -534,14 +607,8 @@ impl Worker {
     /// latest two instances of each, those the status shows) and forgets
     /// those of removed ones.
     async fn read_messages(&mut self, pod: &Pod, observed: &Observed) {
-        let spec = pod.spec.clone().unwrap_or_default();
         let mut shown = HashSet::new();
-        for c in spec
-            .init_containers
-            .iter()
-            .flatten()
-            .chain(&spec.containers)
-        {
+        for c in &all_containers(pod) {
             let history = observed
                 .containers
                 .get(&c.name)
@@ -580,7 +647,14 @@ impl Worker {
             .image
             .map(|i| i.id);
         match (policy.as_str(), present) {
-            ("Never", Some(id)) | ("IfNotPresent", Some(id)) => return Ok(id),
+            ("Never", Some(id)) | ("IfNotPresent", Some(id)) => {
+                self.events.normal(
+                    container_ref(pod, &c.name),
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                );
+                return Ok(id);
+            }
             ("Never", None) => {
                 return Err((
                     "ErrImageNeverPull".into(),
@@ -789,6 +863,17 @@ fn deadline_exceeded(pod: &Pod, now: Timestamp) -> bool {
         .0
         .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(deadline))
         .is_ok_and(|end| now >= end)
+}
+
+/// The pod's init, regular and ephemeral containers, in that order.
+fn all_containers(pod: &Pod) -> Vec<Container> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    spec.init_containers
+        .into_iter()
+        .flatten()
+        .chain(spec.containers)
+        .chain(ephemeral::all(pod).into_iter().map(|e| e.container))
+        .collect()
 }
 
 fn grace_seconds(pod: &Pod) -> i64 {

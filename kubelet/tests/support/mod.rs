@@ -351,3 +351,91 @@ pub async fn http_get_status(port: i32, path: &str) -> TestResult<(u16, String)>
         .ok_or_else(|| format!("GET {path}: bad status line {head}"))?;
     Ok((code, body.to_string()))
 }
+
+/// Stock kubectl against a test API server: the 1.32 and 1.34 binaries,
+/// run with a kubeconfig for [`Env::api_url`] in namespace `default`.
+pub mod kubectl {
+    use std::path::{Path, PathBuf};
+    use std::process::Stdio;
+
+    use super::{DEADLINE, TestResult};
+
+    pub const KUBECTL_132: &str = "/usr/bin/kubectl";
+
+    pub fn kubectl_134() -> PathBuf {
+        let dir =
+            std::env::var("IRONKUBE_TOOLS_DIR").unwrap_or_else(|_| "/opt/ironkube-tools".into());
+        PathBuf::from(dir).join("bin/kubectl-1.34")
+    }
+
+    /// What one kubectl run printed.
+    pub struct Output {
+        pub status: i32,
+        pub stdout: String,
+        pub stderr: String,
+    }
+
+    pub struct Kubectl {
+        pub bin: PathBuf,
+        pub kubeconfig: PathBuf,
+    }
+
+    impl Kubectl {
+        /// Both kubectls, sharing a kubeconfig written into `dir`.
+        pub fn both(dir: &Path, server: &str) -> TestResult<Vec<Self>> {
+            let kubeconfig = write_kubeconfig(dir, server)?;
+            Ok([PathBuf::from(KUBECTL_132), kubectl_134()]
+                .into_iter()
+                .map(|bin| Self {
+                    bin,
+                    kubeconfig: kubeconfig.clone(),
+                })
+                .collect())
+        }
+
+        pub async fn run(&self, args: &[&str]) -> TestResult<Output> {
+            let child = tokio::process::Command::new(&self.bin)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let out = tokio::time::timeout(DEADLINE, child.wait_with_output()).await??;
+            Ok(Output {
+                status: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+
+        /// Runs kubectl and requires success; the error shows its stderr.
+        pub async fn ok(&self, args: &[&str]) -> TestResult<String> {
+            let r = self.run(args).await?;
+            if r.status != 0 {
+                return Err(format!(
+                    "{} {args:?} exited {}: {}",
+                    self.bin.display(),
+                    r.status,
+                    r.stderr
+                )
+                .into());
+            }
+            Ok(r.stdout)
+        }
+    }
+
+    pub fn write_kubeconfig(dir: &Path, server: &str) -> TestResult<PathBuf> {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+                 users:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n    namespace: default\n\
+                 current-context: x\n"
+            ),
+        )?;
+        Ok(path)
+    }
+}
