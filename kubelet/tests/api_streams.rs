@@ -72,6 +72,15 @@ async fn kubectl_logs_exec_port_forward_and_proxies_reach_the_pod() -> TestResul
     running(&env, "web").await?;
     for k in &kubectls {
         let shown = k.bin.display().to_string();
+        // Running is not the same as having written: poll until both lines
+        // are in the log, then read it once more as the assertion.
+        eventually("both log lines", || async {
+            k.ok(&["logs", "web"])
+                .await
+                .ok()
+                .filter(|l| l.contains("second"))
+        })
+        .await?;
         assert_eq!(k.ok(&["logs", "web"]).await?, "first\nsecond\n", "{shown}");
         assert_eq!(
             k.ok(&["logs", "web", "--tail=1"]).await?,

@@ -29,7 +29,6 @@ use crate::endpoints::request_info::RequestInfo;
 use crate::endpoints::websocket;
 use crate::resources::Connect;
 use forward::{ForwardError, Target};
-use location::ProxyName;
 use log_options::LogOptions;
 
 /// The longest kubelet error body relayed into a `Status` message.
@@ -90,7 +89,7 @@ pub async fn serve(
         }
         Connect::NodeProxy => {
             let id = location::split_proxy_name(name)?;
-            let (host, kubelet_port) = kubelet_address(app, id.name).await?;
+            let (host, kubelet_port) = location::kubelet(app, id.name).await?;
             let authority = match id.port {
                 "" => location::authority(&host, kubelet_port),
                 port => location::authority(&host, port),
@@ -98,15 +97,11 @@ pub async fn serve(
             proxy_http(authority, name, parts, body).await
         }
         Connect::ServiceProxy => {
-            let id: ProxyName<'_> = location::split_proxy_name(name)?;
+            let id = location::split_proxy_name(name)?;
             let authority = location::service_endpoint(app, ns.unwrap_or(""), &id).await?;
             proxy_http(authority, name, parts, body).await
         }
     }
-}
-
-async fn kubelet_address(app: &App, node: &str) -> ApiResult<(String, i64)> {
-    location::kubelet(app, node).await
 }
 
 /// The kubelet serving a pod's streams; a pod not yet bound has none.
@@ -117,7 +112,7 @@ async fn kubelet_of(app: &App, pod: &serde_json::Value) -> ApiResult<String> {
             location::pod_name(pod)
         ))
     })?;
-    let (host, port) = kubelet_address(app, node).await?;
+    let (host, port) = location::kubelet(app, node).await?;
     Ok(location::authority(&host, port))
 }
 
@@ -137,7 +132,7 @@ async fn pod_log(
     let Some(node) = location::node_of(&pod) else {
         return Ok(text_response(Body::empty()));
     };
-    let (host, port) = kubelet_address(app, node).await?;
+    let (host, port) = location::kubelet(app, node).await?;
     let target = Target::new(
         location::authority(&host, port),
         &format!("/containerLogs/{ns}/{name}/{container}"),

@@ -343,11 +343,7 @@ impl Worker {
                 Some(t) => Some(t.id.clone()),
                 None => {
                     let message = format!("unable to find target container {target}");
-                    self.failed(pod, c, &message);
-                    self.waiting.insert(
-                        c.name.clone(),
-                        ("CreateContainerConfigError".into(), message),
-                    );
+                    self.fail_start(pod, c, "CreateContainerConfigError", message);
                     return Ok(());
                 }
             },
@@ -392,11 +388,7 @@ impl Worker {
         {
             Ok(i) => i,
             Err(message) => {
-                self.failed(pod, c, &message);
-                self.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerConfigError".into(), message),
-                );
+                self.fail_start(pod, c, "CreateContainerConfigError", message);
                 return Ok(());
             }
         };
@@ -417,11 +409,7 @@ impl Worker {
             }) {
             Ok(config) => config,
             Err(message) => {
-                self.failed(pod, c, &message);
-                self.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerConfigError".into(), message),
-                );
+                self.fail_start(pod, c, "CreateContainerConfigError", message);
                 return Ok(());
             }
         };
@@ -445,11 +433,7 @@ impl Worker {
         let id = match created {
             Ok(r) => r.into_inner().container_id,
             Err(s) => {
-                self.failed(pod, c, s.message());
-                self.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerError".into(), s.message().into()),
-                );
+                self.fail_start(pod, c, "CreateContainerError", s.message().into());
                 return Ok(());
             }
         };
@@ -470,11 +454,7 @@ impl Worker {
             let _ = client
                 .remove_container(v1::RemoveContainerRequest { container_id: id })
                 .await;
-            self.failed(pod, c, s.message());
-            self.waiting.insert(
-                c.name.clone(),
-                ("RunContainerError".into(), s.message().into()),
-            );
+            self.fail_start(pod, c, "RunContainerError", s.message().into());
         } else {
             self.events.normal(
                 container_ref(pod, &c.name),
@@ -486,14 +466,16 @@ impl Worker {
         Ok(())
     }
 
-    /// The `Failed` event upstream records when a container cannot be
-    /// created or started.
-    fn failed(&self, pod: &Pod, c: &Container, message: &str) {
+    /// A container that could not be created or started: the `Failed`
+    /// event upstream records, and `reason` as its waiting state.
+    fn fail_start(&mut self, pod: &Pod, c: &Container, reason: &str, message: String) {
         self.events.warning(
             container_ref(pod, &c.name),
             "Failed",
             format!("Error: {message}"),
         );
+        self.waiting
+            .insert(c.name.clone(), (reason.into(), message));
     }
 
     /// Runs the container's postStart hook; a failed hook kills the
