@@ -64,7 +64,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
                 for uid in gone {
                     remove(&mut workers, &uid);
                 }
-                tokio::spawn(clean_orphans(ctx.clone(), present));
+                // Found before any new pod is dispatched, so that a pod
+                // created after the list is never taken for an orphan.
+                let orphans = find_orphans(&ctx, &present).await;
+                tokio::spawn(remove_orphans(ctx.clone(), orphans));
             }
             Ok(Event::Apply(pod)) => dispatch(&ctx, &mut workers, pod),
             Ok(Event::Delete(pod)) => {
@@ -105,25 +108,44 @@ fn remove(workers: &mut HashMap<String, Handle>, uid: &str) {
     }
 }
 
-/// Removes this node's sandboxes whose pod no longer exists (deleted while
-/// the kubelet was down).
-async fn clean_orphans(ctx: Arc<Ctx>, present: HashSet<String>) {
+/// What a pod that no longer exists left behind (deleted while the kubelet
+/// was down): its sandboxes (by id and pod UID) and its pod directory.
+struct Orphans {
+    sandboxes: Vec<(String, String)>,
+    pod_dirs: Vec<String>,
+}
+
+async fn find_orphans(ctx: &Ctx, present: &HashSet<String>) -> Orphans {
     let sandboxes = match runtime::node_sandboxes(&ctx.runtime, &ctx.node.name).await {
-        Ok(s) => s,
+        Ok(s) => s
+            .into_iter()
+            .map(|s| {
+                let uid = s.labels.get(runtime::POD_UID).cloned().unwrap_or_default();
+                (s.id, uid)
+            })
+            .filter(|(_, uid)| !present.contains(uid))
+            .collect(),
         Err(e) => {
             tracing::warn!(error = %e, "listing sandboxes for clean-up failed");
-            return;
+            Vec::new()
         }
     };
-    for s in sandboxes {
-        let uid = s.labels.get(runtime::POD_UID).cloned().unwrap_or_default();
-        if present.contains(&uid) {
-            continue;
-        }
-        tracing::info!(sandbox = %s.id, %uid, "removing the sandbox of a pod that no longer exists");
+    let pod_dirs = crate::volumes::orphan_pod_dirs(&ctx.config.root_dir, present);
+    Orphans {
+        sandboxes,
+        pod_dirs,
+    }
+}
+
+async fn remove_orphans(ctx: Arc<Ctx>, orphans: Orphans) {
+    for (id, uid) in orphans.sandboxes {
+        tracing::info!(sandbox = %id, %uid, "removing the sandbox of a pod that no longer exists");
         if let Err(e) = runtime::kill_pod(&ctx.runtime, &uid, 0).await {
-            tracing::warn!(sandbox = %s.id, error = %e, "removing orphaned sandbox failed");
+            tracing::warn!(sandbox = %id, error = %e, "removing orphaned sandbox failed");
         }
     }
-    crate::volumes::remove_orphan_pod_dirs(&ctx.config.root_dir, &present).await;
+    for uid in orphans.pod_dirs {
+        tracing::info!(%uid, "removing the directory of a pod that no longer exists");
+        crate::volumes::remove_pod_dir(&ctx.config.root_dir, &uid).await;
+    }
 }

@@ -482,19 +482,16 @@ pub(crate) async fn remove_pod_dir(root: &Path, uid: &str) {
     }
 }
 
-/// Removes the directories of pods that no longer exist (deleted while the
-/// kubelet was down).
-pub(crate) async fn remove_orphan_pod_dirs(root: &Path, present: &HashSet<String>) {
+/// The UIDs of the pod directories whose pod is not in `present`.
+pub(crate) fn orphan_pod_dirs(root: &Path, present: &HashSet<String>) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root.join("pods")) else {
-        return;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let uid = entry.file_name().to_string_lossy().into_owned();
-        if !present.contains(&uid) {
-            tracing::info!(%uid, "removing the directory of a pod that no longer exists");
-            remove_pod_dir(root, &uid).await;
-        }
-    }
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|uid| !present.contains(uid))
+        .collect()
 }
 
 #[cfg(test)]
