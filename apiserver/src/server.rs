@@ -10,6 +10,7 @@ use crate::endpoints::{self, App};
 use crate::registry::Store;
 use crate::resources::ResourceTable;
 use crate::storage::SharedStorage;
+use crate::storage::cache::{self, CachedStorage};
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::{EtcdConfig, EtcdStore};
 
@@ -119,6 +120,9 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         ),
     };
     let table = ResourceTable::with_builtins();
+    let cached = CachedStorage::new(storage, table.storage_prefixes(), cache::DEFAULT_WINDOW);
+    cached.start_all();
+    let storage: SharedStorage = Arc::new(cached);
     let store = Store::new(storage.clone(), table.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apiserver::storage::cache::CachedStorage;
 use apiserver::storage::etcd::{EtcdConfig, EtcdStore};
 use apiserver::storage::{EventKind, ListOptions, Revision, Storage, StorageError, testing};
 use bytes::Bytes;
@@ -298,6 +299,151 @@ async fn storage_suite() {
     )
     .await;
     eprintln!("storage suite on etcd: {:?}", started.elapsed());
+}
+
+fn cached(store: EtcdStore, prefixes: Vec<String>, window: usize) -> Arc<dyn Storage> {
+    let inner: Arc<dyn Storage> = Arc::new(store);
+    Arc::new(CachedStorage::new(inner, prefixes, window))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_suite_behind_the_watch_cache() {
+    let etcd = Etcd::start().await;
+    let store = etcd.connect().await;
+    within(
+        "storage suite behind the watch cache",
+        Duration::from_secs(120),
+        testing::run_all(cached(store, testing::suite_prefixes(), 100)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_cache_cases() {
+    let etcd = Etcd::start().await;
+    let store = etcd.connect().await;
+    within(
+        "watch cache cases",
+        Duration::from_secs(180),
+        testing::run_cache_cases(
+            Arc::new(CachedStorage::new(
+                Arc::new(store),
+                testing::cache_prefixes(),
+                50,
+            )),
+            50,
+        ),
+    )
+    .await;
+}
+
+/// etcd's own count of its open watchers (`etcd_debugging_mvcc_watcher_total`).
+fn etcd_watchers(etcd: &Etcd) -> u64 {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", etcd.client_port)).expect("metrics");
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("metrics request");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).expect("metrics response");
+    text.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no watcher gauge in etcd's metrics"))
+}
+
+/// Ten client watches behind the watch cache share one etcd watch, and each
+/// sees every revision of 1,000 updates once, in order, across a `kill -9`
+/// and restart of etcd in the middle of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_cache_shares_one_etcd_watch_across_a_restart() {
+    let mut etcd = Etcd::start().await;
+    let backend = Arc::new(etcd.connect().await);
+    let inner: Arc<dyn Storage> = backend.clone();
+    let store = CachedStorage::new(
+        inner,
+        ["/load".to_string()],
+        apiserver::storage::cache::DEFAULT_WINDOW,
+    );
+    let start = store.current_revision().await.expect("revision");
+    let before = etcd_watchers(&etcd);
+    let collectors: Vec<_> = (0..10)
+        .map(|_| {
+            let mut w = store.watch("/load/", start).expect("watch");
+            tokio::spawn(async move {
+                let mut revs = Vec::new();
+                while revs.len() < 1_010 {
+                    match tokio::time::timeout(Duration::from_secs(60), w.next()).await {
+                        Ok(Some(Ok(ev))) => revs.push(ev.kv.mod_revision),
+                        other => panic!("after {} events: {other:?}", revs.len()),
+                    }
+                }
+                revs
+            })
+        })
+        .collect();
+    // A write that fails while etcd restarts is retried: it may or may not
+    // have landed, so the reference is etcd's own history, read afterwards.
+    let write = |key: String, update: bool| {
+        let store = &store;
+        async move {
+            within("a write", Duration::from_secs(60), async {
+                loop {
+                    let done = if update {
+                        match store.get(&key).await {
+                            Ok(Some(kv)) => store.update(&key, b("v"), kv.mod_revision).await,
+                            Ok(None) => continue,
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        store.create(&key, b("v")).await
+                    };
+                    match done {
+                        Ok(_) | Err(StorageError::AlreadyExists(_)) => return,
+                        Err(StorageError::Conflict { .. }) => return,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            })
+            .await
+        }
+    };
+    for k in 0..10 {
+        write(format!("/load/k{k}"), false).await;
+    }
+    for i in 0..1_000 {
+        if i == 500 {
+            etcd.kill_and_restart().await;
+        }
+        write(format!("/load/k{}", i % 10), true).await;
+    }
+    let mut seen = Vec::new();
+    for c in collectors {
+        seen.push(
+            within("collectors", Duration::from_secs(120), c)
+                .await
+                .expect("collector"),
+        );
+    }
+    // After the restart etcd counts only the cache's resumed watch.
+    assert_eq!(
+        etcd_watchers(&etcd),
+        1,
+        "one etcd watch (gauge was {before} before)"
+    );
+    let end = store.current_revision().await.expect("revision");
+    let mut history = backend.watch("/load/", start).expect("history");
+    let mut reference = Vec::new();
+    while reference.last().is_none_or(|r| *r < end) && reference.len() < seen[0].len() {
+        let ev = within("history", Duration::from_secs(30), history.next())
+            .await
+            .expect("open")
+            .expect("event");
+        reference.push(ev.kv.mod_revision);
+    }
+    for revs in &seen {
+        assert_eq!(revs, &reference, "every revision once, in order");
+    }
 }
 
 /// Every event is delivered exactly once, in order, across a `kill -9` of etcd and

@@ -148,6 +148,7 @@ impl Store {
             match req.resource_version_match.as_deref() {
                 Some("Exact") => opts.revision = Some(rev),
                 Some("NotOlderThan") | None | Some("") => {
+                    opts.min_revision = Some(rev);
                     let current = self
                         .storage
                         .current_revision()

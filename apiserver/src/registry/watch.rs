@@ -93,9 +93,22 @@ impl Store {
         let prefix = info.list_prefix(ns);
         let mut events: Vec<WatchEvent> = Vec::new();
         let start = if initial {
+            // `resourceVersion=0`, or a version with NotOlderThan: any
+            // state at least that new will do, so the watch cache may answer;
+            // none: the newest.
+            let min_revision = match rv {
+                "" => None,
+                rv => Some(parse_rv(rv)?),
+            };
             let page = self
                 .storage
-                .list(&prefix, ListOptions::default())
+                .list(
+                    &prefix,
+                    ListOptions {
+                        min_revision,
+                        ..Default::default()
+                    },
+                )
                 .await
                 .map_err(|e| ApiError::from_storage(e, info, ""))?;
             for kv in &page.items {

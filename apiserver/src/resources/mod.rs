@@ -315,6 +315,16 @@ impl ResourceTable {
     }
 
     /// Every group in discovery order.
+    /// The storage prefix of every resource served now.
+    pub fn storage_prefixes(&self) -> Vec<String> {
+        self.groups()
+            .iter()
+            .flat_map(|g| g.versions.iter())
+            .flat_map(|v| v.resources.iter())
+            .map(|r| r.storage_prefix.clone())
+            .collect()
+    }
+
     pub fn groups(&self) -> Vec<Group> {
         self.inner.read().groups.clone()
     }

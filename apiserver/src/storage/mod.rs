@@ -10,6 +10,7 @@
 //! Nothing in this module knows about Kubernetes objects: values are opaque bytes.
 //! Storage errors become API `Status` errors in one place, `crate::api_error`.
 
+pub mod cache;
 pub mod embedded;
 pub mod etcd;
 pub mod testing;
@@ -67,6 +68,10 @@ pub struct ListOptions {
     pub start_after: Option<String>,
     /// At most this many items (0 or `None`: all).
     pub limit: Option<usize>,
+    /// With no `revision`: any state at or after this revision will do
+    /// (`resourceVersion=0` or `resourceVersionMatch=NotOlderThan`), so a
+    /// cache may answer. Backends read the newest state.
+    pub min_revision: Option<Revision>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -112,6 +112,7 @@ pub async fn run_list_pagination_at_revision(s: &dyn Storage) {
                 revision: Some(page1.revision),
                 start_after: page1.items.last().map(|kv| kv.key.clone()),
                 limit: Some(10),
+                min_revision: None,
             },
         )
         .await
@@ -227,4 +228,170 @@ pub async fn run_compaction(s: &dyn Storage) {
     let _stream = s
         .watch("/t7/", r2)
         .expect("watch at compacted revision is allowed");
+}
+
+/// The prefixes [`run_all`] uses, as resource prefixes for a
+/// [`super::cache::CachedStorage`] in front of a backend under test.
+pub fn suite_prefixes() -> Vec<String> {
+    (1..=7).map(|i| format!("/t{i}")).collect()
+}
+
+/// The resource prefixes [`run_cache_cases`] uses.
+pub fn cache_prefixes() -> Vec<String> {
+    vec!["/c1".into(), "/c2".into(), "/c3".into()]
+}
+
+/// Cases only a [`super::cache::CachedStorage`] (built with
+/// [`cache_prefixes`] and a window of `window` events) must pass. Each
+/// cache is made ready first, so that every watch from the revision read
+/// after that is served by the cache rather than the backend.
+pub async fn run_cache_cases(store: Arc<super::cache::CachedStorage>, window: usize) {
+    for prefix in ["/c1/", "/c2/", "/c3/"] {
+        store.ready(prefix).await.expect("a cached prefix");
+    }
+    run_cache_fan_out(&*store).await;
+    run_cache_slow_watcher(&*store).await;
+    run_cache_window(&*store, window).await;
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+async fn next_event(w: &mut super::WatchStream) -> super::Event {
+    tokio::time::timeout(WAIT, w.next())
+        .await
+        .expect("event in time")
+        .expect("stream open")
+        .expect("event")
+}
+
+/// Watchers of the whole resource and of one namespace each see every
+/// event once, in order; lists that accept any recent state agree.
+pub async fn run_cache_fan_out(s: &dyn Storage) {
+    let start = s.current_revision().await.expect("rev");
+    let mut all: Vec<_> = (0..20)
+        .map(|_| s.watch("/c1/", start).expect("watch"))
+        .collect();
+    let mut ns1 = s.watch("/c1/ns1/", start).expect("watch");
+    let mut revs = Vec::new();
+    for i in 0..10 {
+        let ns = if i % 2 == 0 { "ns1" } else { "ns2" };
+        revs.push(
+            s.create(&format!("/c1/{ns}/o{i}"), b("v"))
+                .await
+                .expect("create"),
+        );
+    }
+    for w in &mut all {
+        for want in &revs {
+            assert_eq!(next_event(w).await.kv.mod_revision, *want);
+        }
+    }
+    for want in revs.iter().step_by(2) {
+        assert_eq!(next_event(&mut ns1).await.kv.mod_revision, *want);
+    }
+    let last = *revs.last().expect("writes");
+    let listed = s
+        .list(
+            "/c1/ns2/",
+            ListOptions {
+                min_revision: Some(last),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert!(listed.revision >= last);
+    let keys: Vec<_> = listed.items.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "/c1/ns2/o1",
+            "/c1/ns2/o3",
+            "/c1/ns2/o5",
+            "/c1/ns2/o7",
+            "/c1/ns2/o9"
+        ]
+    );
+    let page = s
+        .list(
+            "/c1/",
+            ListOptions {
+                min_revision: Some(0),
+                limit: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!((page.items.len(), page.remaining), (4, 6));
+}
+
+/// A watcher that stops reading is cut off once its buffer is full; the
+/// others get every event meanwhile.
+pub async fn run_cache_slow_watcher(s: &dyn Storage) {
+    let start = s.current_revision().await.expect("rev");
+    let mut stalled = s.watch("/c2/", start).expect("watch");
+    let mut reader = s.watch("/c2/", start).expect("watch");
+    // Both are registered once their first event has been seen.
+    let first = s.create("/c2/first", b("v")).await.expect("create");
+    assert_eq!(next_event(&mut stalled).await.kv.mod_revision, first);
+    let total = super::cache::SUBSCRIBER_BUFFER + 100;
+    let reading = async {
+        let mut seen = vec![next_event(&mut reader).await.kv.mod_revision];
+        while seen.len() < total + 1 {
+            seen.push(next_event(&mut reader).await.kv.mod_revision);
+        }
+        seen
+    };
+    let writing = async {
+        let mut revs = vec![first];
+        for i in 0..total {
+            revs.push(
+                s.create(&format!("/c2/k{i}"), b("v"))
+                    .await
+                    .expect("create"),
+            );
+        }
+        revs
+    };
+    let (seen, written) = tokio::join!(reading, writing);
+    assert_eq!(
+        seen, written,
+        "the reading watcher saw every event in order"
+    );
+    // The stalled one gets what it had buffered, in order, then its end.
+    let mut buffered = Vec::new();
+    while let Some(item) = tokio::time::timeout(WAIT, stalled.next())
+        .await
+        .expect("the stalled watch ends")
+    {
+        buffered.push(item.expect("event").kv.mod_revision);
+    }
+    assert_eq!(buffered.len(), super::cache::SUBSCRIBER_BUFFER);
+    assert_eq!(buffered[..], written[1..=buffered.len()]);
+}
+
+/// A watch resumes from the window, and from the backend once the window
+/// has moved past its revision.
+pub async fn run_cache_window(s: &dyn Storage, window: usize) {
+    let start = s.current_revision().await.expect("rev");
+    // Start the cache, then write more than its window holds.
+    let mut live = s.watch("/c3/", start).expect("watch");
+    let mut revs = Vec::new();
+    for i in 0..window + 5 {
+        revs.push(
+            s.create(&format!("/c3/k{i}"), b("v"))
+                .await
+                .expect("create"),
+        );
+    }
+    for want in &revs {
+        assert_eq!(next_event(&mut live).await.kv.mod_revision, *want);
+    }
+    for from in [start, revs[2], revs[revs.len() - 3]] {
+        let mut w = s.watch("/c3/", from).expect("watch");
+        for want in revs.iter().filter(|r| **r > from) {
+            assert_eq!(next_event(&mut w).await.kv.mod_revision, *want);
+        }
+    }
 }

@@ -656,6 +656,32 @@ mod tests {
         testing::run_all(Arc::new(store)).await;
     }
 
+    fn cached(store: EmbeddedStore, prefixes: Vec<String>, window: usize) -> Arc<dyn Storage> {
+        let inner: Arc<dyn Storage> = Arc::new(store);
+        Arc::new(crate::storage::cache::CachedStorage::new(
+            inner, prefixes, window,
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn storage_suite_behind_the_watch_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        testing::run_all(cached(store, testing::suite_prefixes(), 100)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_cache_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let cached = crate::storage::cache::CachedStorage::new(
+            Arc::new(store),
+            testing::cache_prefixes(),
+            50,
+        );
+        testing::run_cache_cases(Arc::new(cached), 50).await;
+    }
+
     #[tokio::test]
     async fn recovers_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
