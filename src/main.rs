@@ -7,6 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ironkube",
@@ -154,6 +157,10 @@ struct KubeletArgs {
     /// Port of the kubelet's HTTP server (0: any free port).
     #[arg(long, default_value_t = 10250)]
     port: u16,
+    /// Unsafe sysctls pods may set here (comma-separated names, or prefixes
+    /// ending in `*`); every other unsafe sysctl is rejected (SysctlForbidden).
+    #[arg(long, value_delimiter = ',')]
+    allowed_unsafe_sysctls: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -213,6 +220,10 @@ struct ServerArgs {
     /// With --kubelet: port of the kubelet's HTTP server (0: any free port).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// With `--kubelet`: unsafe sysctls pods may set (comma-separated names,
+    /// or prefixes ending in `*`).
+    #[arg(long, value_delimiter = ',')]
+    allowed_unsafe_sysctls: Vec<String>,
 }
 
 /// The node name a kubelet takes without --node-name: the host name,
@@ -363,6 +374,7 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
         config.runtime_endpoint = args.containerd_address.clone();
         config.pod_cidr = args.pod_cidr.clone();
         config.port = args.kubelet_port;
+        config.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls.clone();
         Some(config)
     } else {
         None
@@ -514,6 +526,7 @@ fn main() -> anyhow::Result<()> {
             config.pod_cidr = args.pod_cidr;
             config.node_ip = args.node_ip;
             config.port = args.port;
+            config.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls;
             tokio::select! {
                 r = kubelet::run(client, config) => {
                     r?;

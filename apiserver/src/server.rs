@@ -120,9 +120,14 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         ),
     };
     let table = ResourceTable::with_builtins();
-    let cached = CachedStorage::new(storage, table.storage_prefixes(), cache::DEFAULT_WINDOW);
-    cached.start_all();
-    let storage: SharedStorage = Arc::new(cached);
+    // Each resource's cache starts with its first watch or cacheable list:
+    // a cache costs a storage watch that every write to the embedded store
+    // wakes, so resources nobody watches get none.
+    let storage: SharedStorage = Arc::new(CachedStorage::new(
+        storage,
+        table.storage_prefixes(),
+        cache::DEFAULT_WINDOW,
+    ));
     let store = Store::new(storage.clone(), table.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -41,6 +41,9 @@ pub struct Config {
     /// How often configMap, secret, downwardAPI and projected volumes of
     /// running pods are refreshed from the API.
     pub volume_resync_interval: Duration,
+    /// Unsafe sysctls pods may set on this node: exact names, or prefixes
+    /// ending in `*` (`--allowed-unsafe-sysctls`).
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
             cluster_domain: "cluster.local".into(),
             resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
             volume_resync_interval: Duration::from_secs(15),
+            allowed_unsafe_sysctls: Vec::new(),
         }
     }
 }

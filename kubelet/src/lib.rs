@@ -7,6 +7,7 @@
 //! (gRPC over its unix socket). What runs is learnt from the runtime on every
 //! sync, so a restarted kubelet adopts its pods' containers.
 
+mod admission;
 pub mod config;
 mod container_resources;
 pub mod cri;

@@ -303,3 +303,71 @@ async fn limits_reach_the_container_cgroup() -> TestResult {
     }
     Ok(())
 }
+
+/// An unsafe sysctl the node does not allow fails the pod before anything
+/// runs (SysctlForbidden, with upstream's message and a Warning event); one
+/// the node allows with `--allowed-unsafe-sysctls` is set in the sandbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_sysctls_need_the_node_allowing_them() -> TestResult {
+    let env = Env::start_with("kubelet-test-sec-sysctls", |c| {
+        c.allowed_unsafe_sysctls = vec!["kernel.msgmnb".into()];
+    })
+    .await?;
+    let sysctl = |name: &str, value: &str| PodSecurityContext {
+        sysctls: Some(vec![Sysctl {
+            name: name.into(),
+            value: value.into(),
+        }]),
+        ..Default::default()
+    };
+    let forbidden = pod(
+        "forbidden",
+        &env.node,
+        sysctl("kernel.msgmax", "10000000000"),
+        vec![container("main", "true", None)],
+    );
+    let created = env.create(forbidden).await?;
+    let failed = env
+        .wait_pod("forbidden", "forbidden Failed", |p| phase(p) == "Failed")
+        .await?;
+    let status = failed.status.clone().unwrap_or_default();
+    assert_eq!(status.reason.as_deref(), Some("SysctlForbidden"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod was rejected: forbidden sysctl: \"kernel.msgmax\" not allowlisted")
+    );
+    assert!(
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .all(|c| c.container_id.is_none()),
+        "nothing ran: {status:?}"
+    );
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(env.client.clone(), "default");
+    let uid = created.metadata.uid.unwrap_or_default();
+    let selector = format!("involvedObject.name=forbidden,involvedObject.uid={uid}");
+    support::eventually("a SysctlForbidden event", || async {
+        let list = events
+            .list(&kube::api::ListParams::default().fields(&selector))
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("SysctlForbidden"))
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+    })
+    .await?;
+
+    let allowed = pod(
+        "allowed",
+        &env.node,
+        sysctl("kernel.msgmnb", "32768"),
+        vec![container("main", "cat /proc/sys/kernel/msgmnb", None)],
+    );
+    env.create(allowed).await?;
+    succeeded(&env, "allowed").await?;
+    assert_eq!(env.log("allowed", "main").await?.trim(), "32768");
+    Ok(())
+}

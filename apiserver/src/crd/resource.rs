@@ -207,6 +207,10 @@ impl Strategy for CustomResource {
         Some((out, pruned))
     }
 
+    fn serves_stored_as_is(&self) -> bool {
+        false
+    }
+
     fn read_stored(&self, mut obj: Value) -> Value {
         // Conversion `None`: only the apiVersion changes between versions.
         obj["apiVersion"] = json!(self.api_version);

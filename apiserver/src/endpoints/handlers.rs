@@ -140,6 +140,7 @@ impl Call<'_> {
             continue_token: self.q("continue").map(str::to_string),
             resource_version: self.q("resourceVersion").map(str::to_string),
             resource_version_match: self.q("resourceVersionMatch").map(str::to_string),
+            keep_stored: false,
         })
     }
 }
@@ -220,7 +221,8 @@ async fn get(call: Call<'_>) -> ApiResult<Response> {
 
 async fn list(call: Call<'_>) -> ApiResult<Response> {
     let output = call.output()?;
-    let req = call.list_request()?;
+    let mut req = call.list_request()?;
+    req.keep_stored = render::lists_stored(&call.info, &output, &req);
     let out = call.app.store.list(&call.info, call.ns(), &req).await?;
     render::list(&call.info, output, call.include(), out)
 }
@@ -763,6 +765,7 @@ async fn delete_collection(call: Call<'_>) -> ApiResult<Response> {
     }
     let out = crate::registry::list::ListOutput {
         items: deleted,
+        stored: Vec::new(),
         revision: listed.revision,
         continue_token: None,
         remaining: None,

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod query;
 pub mod render;
 pub mod request_info;
+mod stored_list;
 pub mod websocket;
 
 use std::collections::HashMap;

@@ -14,10 +14,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::negotiate::{self, Choice, Encoding, Form, Output};
+use super::stored_list;
 use crate::api_error::ApiError;
 use crate::printers;
 use crate::protobuf;
-use crate::registry::list::ListOutput;
+use crate::registry::list::{ListOutput, ListRequest};
+use crate::registry::meta::decode_stored;
 use crate::registry::watch::WatchEvent;
 use crate::resources::ResourceInfo;
 
@@ -154,6 +156,18 @@ pub fn list_metadata(out: &ListOutput) -> Value {
     meta
 }
 
+/// Whether a list for `output` may be written from the stored items as
+/// they are ([`stored_list`]): plain JSON of a resource served in its stored
+/// form, with no selector.
+pub fn lists_stored(info: &ResourceInfo, output: &Output, req: &ListRequest) -> bool {
+    output.form == Form::Object
+        && output.encoding == Encoding::Json
+        && info.conversion.is_none()
+        && info.strategy.serves_stored_as_is()
+        && req.label_selector.is_none()
+        && req.field_selector.is_none()
+}
+
 /// A list in the requested form.
 pub fn list(
     info: &ResourceInfo,
@@ -163,6 +177,22 @@ pub fn list(
 ) -> Result<Response, ApiError> {
     let choice = output.for_resource(|| has_protobuf(info))?;
     let meta = list_metadata(&out);
+    let mut out = out;
+    if !out.stored.is_empty() {
+        if let Some(bytes) =
+            stored_list::write(&info.list_kind, &info.api_version(), &meta, &out.stored)
+        {
+            return Ok(respond(
+                StatusCode::OK,
+                bytes,
+                Encoding::Json.content_type(),
+                &[],
+            ));
+        }
+        for kv in std::mem::take(&mut out.stored) {
+            out.items.push(decode_stored(info, &kv)?);
+        }
+    }
     let value = match choice.form {
         Form::Table => table(info, &out.items, include, meta, true),
         Form::PartialObjectMetadataList | Form::PartialObjectMetadata => json!({
@@ -432,6 +462,7 @@ mod tests {
             let items = vec![pod("p1"), pod("p2")];
             let listed = ListOutput {
                 items,
+                stored: Vec::new(),
                 revision: 40,
                 continue_token: Some("c0".into()),
                 remaining: Some(3),
@@ -461,6 +492,7 @@ mod tests {
         let accept = format!("{PB};as=PartialObjectMetadataList;g=meta.k8s.io;v=v1");
         let listed = ListOutput {
             items: vec![p.clone()],
+            stored: Vec::new(),
             revision: 7,
             continue_token: None,
             remaining: None,

@@ -13,7 +13,7 @@ use crate::selectors::{
     FieldSelector, LabelSelector, convert_custom_resource_field_label, custom_resource_field_value,
     field_value,
 };
-use crate::storage::{ListOptions, Revision, StorageError};
+use crate::storage::{KeyValue, ListOptions, Revision, StorageError};
 
 /// A parsed list (or watch) request.
 #[derive(Default)]
@@ -24,10 +24,16 @@ pub struct ListRequest {
     pub continue_token: Option<String>,
     pub resource_version: Option<String>,
     pub resource_version_match: Option<String>,
+    /// Return the stored items undecoded in [`ListOutput::stored`] (only
+    /// honoured without selectors, which need decoded objects).
+    pub keep_stored: bool,
 }
 
 pub struct ListOutput {
     pub items: Vec<Value>,
+    /// The items as stored, instead of `items`, when the request asked to
+    /// keep them so.
+    pub stored: Vec<KeyValue>,
     pub revision: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<i64>,
@@ -182,7 +188,9 @@ impl Store {
         }
         let filtered = req.label_selector.is_some() || req.field_selector.is_some();
         let want = req.limit.filter(|l| *l > 0);
+        let keep_stored = req.keep_stored && !filtered;
         let mut items = Vec::new();
+        let mut stored = Vec::new();
         let mut revision;
         let mut remaining;
         let mut last_key: Option<String>;
@@ -208,19 +216,23 @@ impl Store {
             revision = page.revision;
             remaining = page.remaining;
             last_key = page.items.last().map(|kv| kv.key.clone());
-            for kv in &page.items {
+            if keep_stored {
+                stored.extend(page.items.iter().cloned());
+            }
+            for kv in page.items.iter().filter(|_| !keep_stored) {
                 let obj = decode_stored(info, kv)?;
                 if !filtered || req.matches(info, &obj) {
                     items.push(obj);
                 }
             }
             let Some(limit) = want else { break };
-            if items.len() >= limit || remaining == 0 {
+            let got = items.len() + stored.len();
+            if got >= limit || remaining == 0 {
                 break;
             }
             opts.revision = Some(revision);
             opts.start_after = last_key.clone();
-            opts.limit = Some(limit - items.len());
+            opts.limit = Some(limit - got);
         }
         let continue_token = match (want, &last_key) {
             (Some(_), Some(k)) if remaining > 0 => Some(encode_continue(
@@ -232,6 +244,7 @@ impl Store {
         let remaining = (continue_token.is_some() && !filtered).then_some(remaining as i64);
         Ok(ListOutput {
             items,
+            stored,
             revision,
             continue_token,
             remaining,

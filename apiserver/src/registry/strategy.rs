@@ -111,6 +111,13 @@ pub trait Strategy: Send + Sync + 'static {
         obj
     }
 
+    /// Whether [`Strategy::read_stored`] returns stored objects unchanged, so
+    /// that lists may be written from the stored bytes. A strategy that
+    /// overrides `read_stored` must answer false.
+    fn serves_stored_as_is(&self) -> bool {
+        true
+    }
+
     /// The stored form of this version's object.
     fn write_stored(&self, obj: Value) -> Value {
         obj

@@ -33,6 +33,7 @@ use super::ephemeral::{self, Ephemeral};
 use super::runtime::{self, log_dir};
 use super::status::{self, Observed, is_exited, is_running};
 use super::{Ctx, Error};
+use crate::admission::{self, Rejection};
 use crate::cri::{self, v1};
 use crate::events::{Events, container_ref, pod_ref};
 use crate::lifecycle;
@@ -80,8 +81,11 @@ pub(crate) struct Worker {
     /// The pod's IP once its sandbox has one: the default host of httpGet
     /// probes and hooks.
     pod_ip: String,
-    /// Set once the kubelet failed the pod itself (activeDeadlineSeconds).
-    failure: Option<(&'static str, &'static str)>,
+    /// Set once the kubelet failed the pod itself (activeDeadlineSeconds,
+    /// or admission rejected it): the reason and message.
+    failure: Option<(&'static str, String)>,
+    /// Whether the pod passed admission (checked once, before it first runs).
+    admitted: bool,
     volumes: PodVolumes,
 }
 
@@ -94,6 +98,7 @@ impl Worker {
             messages: HashMap::new(),
             pod_ip: String::new(),
             failure: None,
+            admitted: false,
             volumes: PodVolumes::new(&uid),
             ctx,
             uid,
@@ -176,6 +181,17 @@ impl Worker {
         self.waiting.clear();
         if deadline_exceeded(pod, Timestamp::now()) {
             return self.fail_deadline(pod, &observed).await;
+        }
+        if !self.admitted {
+            // Only a pod that has not run yet is admitted (not one found
+            // running when the kubelet starts).
+            if observed.sandbox.is_none()
+                && let Err(rejection) =
+                    admission::admit(pod, &self.ctx.config.allowed_unsafe_sysctls)
+            {
+                return self.reject(pod, &observed, rejection).await;
+            }
+            self.admitted = true;
         }
         // Containers start once every volume is set up (the pod shows
         // ContainerCreating meanwhile); running pods' volumes are refreshed.
@@ -565,12 +581,30 @@ impl Worker {
             self.events
                 .warning(pod_ref(pod), DEADLINE_REASON, DEADLINE_MESSAGE.into());
         }
-        self.failure = Some((DEADLINE_REASON, DEADLINE_MESSAGE));
+        self.failure = Some((DEADLINE_REASON, DEADLINE_MESSAGE.into()));
         self.stop_running(pod, observed, grace_seconds(pod)).await?;
         runtime::stop_containers(&self.ctx.runtime, &self.uid, grace_seconds(pod)).await?;
         let observed = runtime::observe(&self.ctx.runtime, &self.uid).await?;
         self.write_status(pod, &observed, false).await?;
         runtime::stop_sandboxes(&self.ctx.runtime, &self.uid).await?;
+        self.sandbox_stopped = true;
+        Ok(Next::Wait(IDLE))
+    }
+
+    /// Admission refused the pod: it fails without running anything.
+    async fn reject(
+        &mut self,
+        pod: &Pod,
+        observed: &Observed,
+        rejection: Rejection,
+    ) -> Result<Next, Error> {
+        if self.failure.is_none() {
+            tracing::info!(pod = %name(pod), reason = rejection.reason, message = %rejection.message, "pod rejected");
+            self.events
+                .warning(pod_ref(pod), rejection.reason, rejection.message.clone());
+        }
+        self.failure = Some((rejection.reason, rejection.status_message()));
+        self.write_status(pod, observed, false).await?;
         self.sandbox_stopped = true;
         Ok(Next::Wait(IDLE))
     }
@@ -775,7 +809,7 @@ impl Worker {
                 terminating,
                 probed: &probed,
                 messages: &self.messages,
-                failure: self.failure,
+                failure: self.failure.as_ref().map(|(r, m)| (*r, m.as_str())),
                 now: Timestamp::now(),
             },
         );

@@ -79,14 +79,6 @@ impl CachedStorage {
         Some(cache.clone())
     }
 
-    /// Starts every resource's cache (as upstream's server does at start),
-    /// so that the first watches already find a window to resume from.
-    pub fn start_all(&self) {
-        for resource in &self.resources {
-            self.cache_for(&format!("{resource}/"));
-        }
-    }
-
     /// Starts the cache of the resource that `prefix` lists and waits until
     /// it has listed; its revision then, or `None` for a prefix that is no
     /// resource's.
