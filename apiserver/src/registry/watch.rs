@@ -170,6 +170,30 @@ fn translate(
     ev: crate::storage::Event,
 ) -> Option<WatchEvent> {
     let rev = ev.kv.mod_revision;
+    let decode = |v: &bytes::Bytes| {
+        decode_at(v, rev, &ev.kv.key)
+            .ok()
+            .map(|o| info.from_storage(o))
+    };
+    if list.label_selector.is_none() && list.field_selector.is_none() {
+        // Every object matches: an update's previous value only tells
+        // MODIFIED from ADDED, and need not be decoded (a watch cache
+        // hands each event to many watchers).
+        return match ev.kind {
+            EventKind::Put => {
+                let cur = decode(&ev.kv.value)?;
+                Some(match ev.prev_value {
+                    Some(_) => WatchEvent::Modified(cur),
+                    None => WatchEvent::Added(cur),
+                })
+            }
+            EventKind::Delete => {
+                let mut prev = decode(ev.prev_value.as_ref()?)?;
+                set_resource_version(&mut prev, rev);
+                Some(WatchEvent::Deleted(prev))
+            }
+        };
+    }
     let cur = match ev.kind {
         EventKind::Put => decode_at(&ev.kv.value, rev, &ev.kv.key)
             .ok()
