@@ -301,9 +301,8 @@ async fn storage_suite() {
     eprintln!("storage suite on etcd: {:?}", started.elapsed());
 }
 
-fn cached(store: EtcdStore, prefixes: Vec<String>, window: usize) -> Arc<dyn Storage> {
-    let inner: Arc<dyn Storage> = Arc::new(store);
-    Arc::new(CachedStorage::new(inner, prefixes, window))
+fn cached(store: EtcdStore, prefixes: Vec<String>, window: usize) -> Arc<CachedStorage> {
+    Arc::new(CachedStorage::new(Arc::new(store), prefixes, window))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,14 +324,7 @@ async fn watch_cache_cases() {
     within(
         "watch cache cases",
         Duration::from_secs(180),
-        testing::run_cache_cases(
-            Arc::new(CachedStorage::new(
-                Arc::new(store),
-                testing::cache_prefixes(),
-                50,
-            )),
-            50,
-        ),
+        testing::run_cache_cases(cached(store, testing::cache_prefixes(), 50), 50),
     )
     .await;
 }

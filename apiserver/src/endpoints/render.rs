@@ -173,11 +173,10 @@ pub fn list(
     info: &ResourceInfo,
     output: Output,
     include: IncludeObject,
-    out: ListOutput,
+    mut out: ListOutput,
 ) -> Result<Response, ApiError> {
     let choice = output.for_resource(|| has_protobuf(info))?;
     let meta = list_metadata(&out);
-    let mut out = out;
     if !out.stored.is_empty() {
         if let Some(bytes) =
             stored_list::write(&info.list_kind, &info.api_version(), &meta, &out.stored)

@@ -217,12 +217,13 @@ impl Store {
             remaining = page.remaining;
             last_key = page.items.last().map(|kv| kv.key.clone());
             if keep_stored {
-                stored.extend(page.items.iter().cloned());
-            }
-            for kv in page.items.iter().filter(|_| !keep_stored) {
-                let obj = decode_stored(info, kv)?;
-                if !filtered || req.matches(info, &obj) {
-                    items.push(obj);
+                stored.extend(page.items);
+            } else {
+                for kv in &page.items {
+                    let obj = decode_stored(info, kv)?;
+                    if !filtered || req.matches(info, &obj) {
+                        items.push(obj);
+                    }
                 }
             }
             let Some(limit) = want else { break };

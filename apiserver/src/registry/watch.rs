@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
 use super::list::{ListRequest, parse_rv};
-use super::meta::{decode_at, set_resource_version};
+use super::meta::decode_at;
 use super::store::Store;
 use crate::api_error::{ApiError, ApiResult};
 use crate::resources::ResourceInfo;
@@ -175,47 +175,34 @@ fn translate(
             .ok()
             .map(|o| info.from_storage(o))
     };
-    if list.label_selector.is_none() && list.field_selector.is_none() {
-        // Every object matches: an update's previous value only tells
-        // MODIFIED from ADDED, and need not be decoded (a watch cache
-        // hands each event to many watchers).
-        return match ev.kind {
-            EventKind::Put => {
-                let cur = decode(&ev.kv.value)?;
-                Some(match ev.prev_value {
-                    Some(_) => WatchEvent::Modified(cur),
-                    None => WatchEvent::Added(cur),
-                })
-            }
-            EventKind::Delete => {
-                let mut prev = decode(ev.prev_value.as_ref()?)?;
-                set_resource_version(&mut prev, rev);
-                Some(WatchEvent::Deleted(prev))
-            }
-        };
-    }
-    let cur = match ev.kind {
-        EventKind::Put => decode_at(&ev.kv.value, rev, &ev.kv.key)
-            .ok()
-            .map(|o| info.from_storage(o)),
+    let matching = |v: &bytes::Bytes| decode(v).filter(|o| list.matches(info, o));
+    let current = match ev.kind {
+        EventKind::Put => matching(&ev.kv.value),
         EventKind::Delete => None,
     };
-    let prev = ev
-        .prev_value
-        .as_ref()
-        .and_then(|v| decode_at(v, rev, &ev.kv.key).ok())
-        .map(|o| info.from_storage(o));
-    let cur_ok = cur.as_ref().is_some_and(|o| list.matches(info, o));
-    let prev_ok = prev.as_ref().is_some_and(|o| list.matches(info, o));
-    match (ev.kind, cur, prev) {
-        (EventKind::Put, Some(cur), _) if cur_ok && prev_ok => Some(WatchEvent::Modified(cur)),
-        (EventKind::Put, Some(cur), _) if cur_ok => Some(WatchEvent::Added(cur)),
-        (EventKind::Put, _, Some(prev)) if prev_ok => Some(WatchEvent::Deleted(prev)),
-        (EventKind::Delete, _, Some(mut prev)) if prev_ok => {
-            set_resource_version(&mut prev, rev);
-            Some(WatchEvent::Deleted(prev))
+    match current {
+        Some(cur) => {
+            // Without a selector every previous value matched: it only tells
+            // MODIFIED from ADDED and is not decoded (a watch cache hands
+            // each event to many watchers).
+            let unfiltered = list.label_selector.is_none() && list.field_selector.is_none();
+            let prev_matched = ev
+                .prev_value
+                .as_ref()
+                .is_some_and(|v| unfiltered || matching(v).is_some());
+            Some(if prev_matched {
+                WatchEvent::Modified(cur)
+            } else {
+                WatchEvent::Added(cur)
+            })
         }
-        _ => None,
+        // Deleted, or no longer matching: DELETED with the last matching
+        // state, decoded at this event's revision (as upstream reports it).
+        None => ev
+            .prev_value
+            .as_ref()
+            .and_then(matching)
+            .map(WatchEvent::Deleted),
     }
 }
 

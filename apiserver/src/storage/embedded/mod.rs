@@ -656,10 +656,15 @@ mod tests {
         testing::run_all(Arc::new(store)).await;
     }
 
-    fn cached(store: EmbeddedStore, prefixes: Vec<String>, window: usize) -> Arc<dyn Storage> {
-        let inner: Arc<dyn Storage> = Arc::new(store);
+    fn cached(
+        store: EmbeddedStore,
+        prefixes: Vec<String>,
+        window: usize,
+    ) -> Arc<crate::storage::cache::CachedStorage> {
         Arc::new(crate::storage::cache::CachedStorage::new(
-            inner, prefixes, window,
+            Arc::new(store),
+            prefixes,
+            window,
         ))
     }
 
@@ -674,12 +679,7 @@ mod tests {
     async fn watch_cache_cases() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let cached = crate::storage::cache::CachedStorage::new(
-            Arc::new(store),
-            testing::cache_prefixes(),
-            50,
-        );
-        testing::run_cache_cases(Arc::new(cached), 50).await;
+        testing::run_cache_cases(cached(store, testing::cache_prefixes(), 50), 50).await;
     }
 
     #[tokio::test]
