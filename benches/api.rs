@@ -48,7 +48,7 @@ fn scale(n: usize) -> usize {
 struct ServerProcess {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for ServerProcess {
@@ -64,11 +64,20 @@ fn start_server(extra: &[&str]) -> ServerProcess {
     let bin = std::env::var("IRONKUBE_BIN").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/ironkube").to_string()
     });
+    // The same bearer-token authentication as the reference server's.
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        format!("{},admin,admin,\"system:masters\"\n", reference::TOKEN),
+    )
+    .expect("write tokens.csv");
     let child = Command::new(bin)
         .arg(std::env::var("IRONKUBE_BENCH_COMMAND").unwrap_or_else(|_| "server".into()))
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--token-auth-file")
+        .arg(&tokens)
         .args(extra)
         .env("IRONKUBE_LOG", "warn")
         .stdout(Stdio::null())
@@ -80,11 +89,7 @@ fn start_server(extra: &[&str]) -> ServerProcess {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    ServerProcess {
-        child,
-        port,
-        _dir: dir,
-    }
+    ServerProcess { child, port, dir }
 }
 
 /// An API server under load: where it listens, how to authenticate, and its
@@ -420,11 +425,12 @@ async fn raw_etcd_writes(url: &str, total: usize, conditional: bool) -> (f64, Ve
 }
 
 fn ironkube_target(server: &ServerProcess) -> Arc<Target> {
+    let ca = std::fs::read(server.dir.path().join("pki/ca.crt")).expect("cluster CA");
     Arc::new(Target::new(
-        format!("http://127.0.0.1:{}", server.port),
-        None,
+        format!("https://127.0.0.1:{}", server.port),
+        Some(reference::TOKEN.to_string()),
         server.child.id(),
-        None,
+        Some(&ca),
     ))
 }
 

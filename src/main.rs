@@ -134,11 +134,8 @@ impl FakeNodeArgs {
 #[derive(Args, Clone)]
 struct KubeletArgs {
     /// Kubeconfig of the API server to talk to.
-    #[arg(long, env = "KUBECONFIG", required_unless_present = "server")]
-    kubeconfig: Option<PathBuf>,
-    /// URL of the API server (plain HTTP, no credentials), instead of --kubeconfig.
-    #[arg(long, conflicts_with = "kubeconfig")]
-    server: Option<String>,
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
     /// The Node's name (default: the host name).
     #[arg(long)]
     node_name: Option<String>,
@@ -224,6 +221,45 @@ struct ServerArgs {
     /// or prefixes ending in `*`).
     #[arg(long, value_delimiter = ',')]
     allowed_unsafe_sysctls: Vec<String>,
+    /// Serving certificate (PEM) instead of one issued by the cluster CA;
+    /// re-read when it changes.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Key of --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA bundle whose client certificates are accepted too (beside the
+    /// cluster CA); re-read when it changes.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the issued serving certificate.
+    #[arg(long, value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Serve requests without credentials as system:anonymous (false: 401).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+    /// An EncryptionConfiguration (apiserver.config.k8s.io/v1): resources
+    /// encrypted at rest with aescbc, aesgcm or secretbox.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
+    /// An audit policy (audit.k8s.io/v1 Policy); requests it selects are logged.
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
+    /// Where audit events go, one JSON line each (`-`: standard output, the default).
+    #[arg(long, requires = "audit_policy_file")]
+    audit_log_path: Option<PathBuf>,
+    /// Days to keep rotated audit logs (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxage: u32,
+    /// Rotated audit logs to keep (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxbackup: u32,
+    /// Size in MiB at which the audit log is rotated (0: never).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxsize: u64,
 }
 
 /// The node name a kubelet takes without --node-name: the host name,
@@ -388,6 +424,27 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
         kubeconfig,
         compaction_interval: None,
         etcd: None,
+        auth: apiserver::server::AuthConfig {
+            tls_cert_file: args.tls_cert_file.clone(),
+            tls_private_key_file: args.tls_private_key_file.clone(),
+            client_ca_file: args.client_ca_file.clone(),
+            tls_sans: args.tls_san.clone(),
+            token_auth_file: args.token_auth_file.clone(),
+            anonymous: args.anonymous_auth,
+            audit: args.audit_policy_file.clone().map(|policy| {
+                let log = apiserver::audit::LogConfig {
+                    path: args
+                        .audit_log_path
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("-")),
+                    max_age_days: args.audit_log_maxage,
+                    max_backups: args.audit_log_maxbackup,
+                    max_size_mb: args.audit_log_maxsize,
+                };
+                (policy, log)
+            }),
+        },
+        encryption_config: args.encryption_provider_config.clone(),
     };
     let mut config = config;
     if args.etcd_servers.is_empty() {
@@ -510,11 +567,7 @@ fn main() -> anyhow::Result<()> {
             }
         }),
         Command::Kubelet(args) => runtime.block_on(async move {
-            let client = match (&args.kubeconfig, &args.server) {
-                (_, Some(url)) => kube::Client::try_from(kube::Config::new(url.parse()?))?,
-                (Some(kubeconfig), None) => client_from(kubeconfig).await?,
-                (None, None) => anyhow::bail!("--kubeconfig or --server is required"),
-            };
+            let client = client_from(&args.kubeconfig).await?;
             let node_name = match args.node_name {
                 Some(name) => name,
                 None => host_node_name()?,

@@ -172,7 +172,11 @@ fn reviews_are_answered_not_stored() {
     let path = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
     let r = s.send_json("POST", path, &sar);
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.json()["status"]["allowed"], true);
+    assert_eq!(r.json()["status"]["allowed"], false, "alice holds no role");
+    let mut master = sar.clone();
+    master["spec"]["groups"] = json!(["system:masters"]);
+    let r = s.send_json("POST", path, &master);
+    assert_eq!(r.json()["status"]["allowed"], true, "{}", r.body);
 
     let mut anonymous = sar.clone();
     anonymous["spec"]["user"] = json!("");

@@ -881,7 +881,8 @@ async fn websocket_watch_with_base64_framing_and_bearer_subprotocol() {
             .parse()
             .expect("header"),
     );
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+    let tls = common::tls_connect_async(&s.addr()).await.expect("TLS");
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls)
         .await
         .expect("connect");
     assert_eq!(
@@ -912,7 +913,8 @@ async fn websocket_watch_with_base64_framing_and_bearer_subprotocol() {
     );
     ws.close(None).await.expect("close");
     // Without a subprotocol: plain JSON text frames.
-    let (mut plain, _) = tokio_tungstenite::connect_async(url)
+    let tls = common::tls_connect_async(&s.addr()).await.expect("TLS");
+    let (mut plain, _) = tokio_tungstenite::client_async(url, tls)
         .await
         .expect("connect");
     post(&s, CM, json!({"metadata": {"name": "ws2"}}));
@@ -1117,9 +1119,10 @@ fn sigterm_stops_the_server_even_with_open_watches() {
     let mut s = Server::start_apiserver(&[]);
     let a = s.addr();
     // An open watch that never ends by itself.
-    let mut watch = std::net::TcpStream::connect(&a).expect("connect");
+    let mut watch = common::tls_connect(&a).expect("connect");
     use std::io::Write;
     write!(watch, "GET {CM}?watch=true HTTP/1.1\r\nHost: {a}\r\n\r\n").expect("write");
+    watch.flush().expect("flush");
     poll("the watch to be served", Duration::from_secs(10), || {
         (get(&s, "/readyz").status == 200).then_some(())
     });

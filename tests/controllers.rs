@@ -50,12 +50,18 @@ async fn every_namespace_gets_a_default_service_account() {
         .delete("kube-root-ca.crt", &DeleteParams::default())
         .await
         .expect("delete");
-    poll_async(
+    let bundle = poll_async(
         "kube-root-ca.crt to be recreated",
         Duration::from_secs(30),
         || async { bundles.get_opt("kube-root-ca.crt").await.ok().flatten() },
     )
     .await;
+    // It holds the cluster CA that signs the API server's serving certificate.
+    let ca = std::fs::read_to_string(server.data_dir().join("pki/ca.crt")).expect("ca.crt");
+    assert_eq!(
+        bundle.data.as_ref().and_then(|d| d.get("ca.crt")),
+        Some(&ca)
+    );
     let system: Api<ServiceAccount> = Api::namespaced(client, "kube-system");
     poll_async(
         "kube-system's default service account",

@@ -115,7 +115,8 @@ async fn typed_dynamic_and_runtime_watcher() {
                         .expect("create kp2");
                 }
             }
-            watcher::Event::Apply(p) if p.metadata.name.as_deref() == Some("kp2") => {
+            // kp2 is applied again when its deletion is recorded: delete it once.
+            watcher::Event::Apply(p) if p.metadata.name.as_deref() == Some("kp2") && !saw_new => {
                 saw_new = true;
                 pods.delete("kp2", &DeleteParams::default())
                     .await

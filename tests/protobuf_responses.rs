@@ -357,7 +357,8 @@ async fn websocket_watches_send_one_binary_message_per_event() {
         .expect("request");
     req.headers_mut()
         .insert("Accept", CLIENT_GO.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+    let tls = common::tls_connect_async(&s.addr()).await.expect("TLS");
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tls)
         .await
         .expect("connect");
     let frame = tokio::time::timeout(Duration::from_secs(20), ws.next())

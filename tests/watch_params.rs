@@ -93,7 +93,8 @@ async fn websocket_watches_end_at_their_timeout() {
     let s = Server::start_apiserver(&[]);
     post(&s, "a");
     let url = format!("ws://127.0.0.1:{}{CM}?watch=true&timeoutSeconds=1", s.port);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let tls = common::tls_connect_async(&s.addr()).await.expect("TLS");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls)
         .await
         .expect("connect");
     // The initial event, then the server closes the watch.

@@ -130,6 +130,11 @@ fn details(info: &ResourceInfo, name: &str) -> Value {
 }
 
 impl ApiError {
+    /// 401: the credentials are missing or not valid (upstream says no more).
+    pub fn unauthorized() -> Self {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,

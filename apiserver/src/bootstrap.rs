@@ -141,6 +141,61 @@ pub async fn bootstrap(
 
 /// Creates `obj` unless it exists (or, for the Service, unless its address is
 /// taken); logs what it created.
+/// Upstream's default RBAC policy (`kubectl get clusterroles` on a fresh
+/// cluster): the roles of users, components and controllers, and their bindings.
+const BOOTSTRAP_POLICY: &str = include_str!("auth/bootstrap_policy.yaml");
+
+/// Creates each object of the default RBAC policy that does not exist yet;
+/// existing ones are left as they are (an administrator's edits stay).
+pub async fn bootstrap_policy(store: &Store, table: &ResourceTable) -> Result<(), ApiError> {
+    let mut created = 0;
+    for doc in serde_yaml::Deserializer::from_str(BOOTSTRAP_POLICY) {
+        let mut obj: Value = serde::Deserialize::deserialize(doc)
+            .map_err(|e| ApiError::internal(format!("the bootstrap RBAC policy: {e}")))?;
+        // An aggregated role's rules are the aggregation controller's to write.
+        if obj["rules"].as_array().is_some_and(Vec::is_empty)
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("rules");
+        }
+        let plural = match obj["kind"].as_str() {
+            Some("ClusterRole") => "clusterroles",
+            Some("ClusterRoleBinding") => "clusterrolebindings",
+            Some("Role") => "roles",
+            Some("RoleBinding") => "rolebindings",
+            other => {
+                return Err(ApiError::internal(format!(
+                    "the bootstrap RBAC policy holds a {other:?}"
+                )));
+            }
+        };
+        let Some(info) = table.get("rbac.authorization.k8s.io", "v1", plural) else {
+            continue;
+        };
+        let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let key = info.key(ns.as_deref(), name);
+        match store.storage().get(&key).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => return Err(ApiError::from_storage(e, &info, name)),
+        }
+        let options = WriteOptions {
+            field_manager: Some("kube-apiserver".into()),
+            ..WriteOptions::default()
+        };
+        match store.create(&info, ns.as_deref(), obj, &options).await {
+            Ok(_) => created += 1,
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if created > 0 {
+        tracing::info!(created, "created the default RBAC roles and bindings");
+    }
+    Ok(())
+}
+
 async fn create_if_missing(
     store: &Store,
     table: &ResourceTable,

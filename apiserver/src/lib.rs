@@ -8,6 +8,7 @@
 //! * [`resources`]: the table of served resources.
 
 pub mod api_error;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod crd;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod resources;
 pub mod selectors;
 pub mod server;
+pub mod serving;
 pub mod storage;
 pub mod testing;
 pub mod validation;

@@ -1,6 +1,6 @@
 //! An in-process API server for the tests of the crates that are its clients
 //! (controllers, scheduler, kubelet). It is the real server on a loopback port:
-//! clients reach it over HTTP with the `kube` crate, never through its internals.
+//! clients reach it over HTTPS, with the admin kubeconfig, using the `kube` crate, never through its internals.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,8 +10,10 @@ use crate::server::{ServerConfig, ServerError, start};
 /// A running server; dropping it shuts the server down.
 pub struct TestServer {
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:PORT`
+    /// `https://127.0.0.1:PORT`
     pub url: String,
+    /// The admin kubeconfig (the cluster CA and an admin client certificate).
+    pub kubeconfig: std::path::PathBuf,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -23,9 +25,12 @@ pub async fn spawn(data_dir: &Path) -> Result<TestServer, ServerError> {
         kubeconfig: data_dir.join("admin.kubeconfig"),
         compaction_interval: None,
         etcd: None,
+        auth: Default::default(),
+        encryption_config: None,
     })
     .await?;
     let addr = running.addr;
+    let kubeconfig = running.kubeconfig.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async move {
@@ -37,7 +42,8 @@ pub async fn spawn(data_dir: &Path) -> Result<TestServer, ServerError> {
     });
     Ok(TestServer {
         addr,
-        url: format!("http://{addr}"),
+        url: format!("https://{addr}"),
+        kubeconfig,
         _stop: stop,
     })
 }

@@ -3,6 +3,7 @@
 //! `kube::runtime` controller with a `reconcile` and an error policy.
 
 pub mod certificates;
+pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -44,6 +45,7 @@ pub async fn run(client: kube::Client) {
         () = statefulset::run(client.clone()) => tracing::error!("statefulset controller stopped"),
         () = daemonset::run(client.clone()) => tracing::error!("daemonset controller stopped"),
         () = certificates::run(client.clone()) => tracing::error!("certificate signing controller stopped"),
+        () = clusterrole_aggregation::run(client.clone()) => tracing::error!("cluster role aggregation controller stopped"),
         () = endpoints::run(client.clone()) => tracing::error!("endpoints controller stopped"),
         () = endpointslice::run(client.clone()) => tracing::error!("endpointslice controller stopped"),
         () = endpointslicemirroring::run(client.clone()) => tracing::error!("endpointslice mirroring controller stopped"),

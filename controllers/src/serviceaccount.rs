@@ -1,7 +1,8 @@
 //! The service account controller: every active namespace has a `default`
 //! ServiceAccount and the `kube-root-ca.crt` ConfigMap (both recreated if
 //! deleted), as upstream's service account and root-CA publisher controllers
-//! guarantee. Until the API server serves TLS, the published bundle is empty.
+//! guarantee. The bundle is the cluster CA, read from the Secret the API
+//! server publishes it in for the signing controller.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,8 +89,28 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 .await,
         )?;
     }
+    let ca = cluster_ca(&ctx.client).await?;
     let bundles: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), name);
-    if bundles.get_opt(ROOT_CA).await?.is_none() {
+    let current = bundles.get_opt(ROOT_CA).await?;
+    if let Some(current) = &current {
+        let published = current.data.as_ref().and_then(|d| d.get("ca.crt"));
+        if published != Some(&ca) {
+            let patch = serde_json::json!({"data": {"ca.crt": ca}});
+            ensure_created(
+                bundles
+                    .patch(
+                        ROOT_CA,
+                        &kube::api::PatchParams {
+                            field_manager: Some("root-ca-cert-publisher".into()),
+                            ..Default::default()
+                        },
+                        &kube::api::Patch::Merge(&patch),
+                    )
+                    .await,
+            )?;
+        }
+    }
+    if current.is_none() {
         let annotations = [(
             "kubernetes.io/description".to_string(),
             "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.".to_string(),
@@ -100,16 +121,27 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 annotations: Some(annotations.into_iter().collect()),
                 ..Default::default()
             },
-            data: Some(
-                [("ca.crt".to_string(), String::new())]
-                    .into_iter()
-                    .collect(),
-            ),
+            data: Some([("ca.crt".to_string(), ca)].into_iter().collect()),
             ..Default::default()
         };
         ensure_created(bundles.create(&params("root-ca-cert-publisher"), &cm).await)?;
     }
     Ok(Action::await_change())
+}
+
+/// The cluster CA (PEM), as the API server publishes it for the signer; empty
+/// when it is not published.
+async fn cluster_ca(client: &kube::Client) -> Result<String, Error> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "kube-system");
+    let secret = secrets
+        .get_opt(crate::certificates::SIGNING_CA_SECRET)
+        .await?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|d| d.get("tls.crt").cloned())
+        .and_then(|b| String::from_utf8(b.0).ok())
+        .unwrap_or_default())
 }
 
 fn params(manager: &str) -> PostParams {

@@ -66,8 +66,7 @@ fn web_pod(node: &str) -> Pod {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_exec_port_forward_and_proxies_reach_the_pod() -> TestResult {
     let env = Env::start("api-streams").await?;
-    let dir = tempfile::tempdir()?;
-    let kubectls = Kubectl::both(dir.path(), &env.api_url())?;
+    let kubectls = Kubectl::both(env.kubeconfig())?;
     env.create(web_pod(&env.node)).await?;
     running(&env, "web").await?;
     for k in &kubectls {

@@ -71,8 +71,7 @@ async fn ready(env: &Env, name: &str) -> TestResult<Pod> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ephemeral_containers_start_once_and_are_reported() -> TestResult {
     let env = Env::start("ephemeral").await?;
-    let dir = tempfile::tempdir()?;
-    let kubectls = Kubectl::both(dir.path(), &env.api_url())?;
+    let kubectls = Kubectl::both(env.kubeconfig())?;
     let name = "ephemeral-containers-target-pod";
     env.create(busybox_pod(name, &env.node, "Always", "exec sleep 10000"))
         .await?;
@@ -237,14 +236,13 @@ async fn ephemeral_containers_start_once_and_are_reported() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_debug_targets_a_container() -> TestResult {
     let env = Env::start("ephemeral-debug").await?;
-    let dir = tempfile::tempdir()?;
     let name = "debugged";
     env.create(busybox_pod(name, &env.node, "Always", "exec sleep 10001"))
         .await?;
     ready(&env, name).await?;
     let pods: Api<Pod> = env.pods();
     let script = "echo from-debug; tr '\\0' ' ' < /proc/1/cmdline; echo";
-    for k in Kubectl::both(dir.path(), &env.api_url())? {
+    for k in Kubectl::both(env.kubeconfig())? {
         let shown = k.bin.display().to_string();
         let before = ephemeral_names(&pods, name).await?;
         let image = format!("--image={BUSYBOX}");

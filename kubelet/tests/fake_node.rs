@@ -74,15 +74,19 @@ fn phase(pod: &Pod) -> Option<&str> {
     pod.status.as_ref()?.phase.as_deref()
 }
 
-async fn client(url: &str) -> Result<kube::Client, Box<dyn std::error::Error>> {
-    Ok(kube::Client::try_from(kube::Config::new(url.parse()?))?)
+async fn client(kubeconfig: &std::path::Path) -> Result<kube::Client, Box<dyn std::error::Error>> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_register_ready_and_renew_leases() -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = apiserver::testing::spawn(dir.path()).await?;
-    let client = client(&server.url).await?;
+    let client = client(&server.kubeconfig).await?;
     let fake = tokio::spawn(run(client.clone(), config(&["fake-node-0", "fake-node-1"])));
 
     let nodes: Api<Node> = Api::all(client.clone());
@@ -167,7 +171,7 @@ async fn nodes_register_ready_and_renew_leases() -> TestResult {
 async fn bound_pods_run_complete_and_delete() -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = apiserver::testing::spawn(dir.path()).await?;
-    let client = client(&server.url).await?;
+    let client = client(&server.kubeconfig).await?;
     let fake = tokio::spawn(run(client.clone(), config(&["fake-node-0"])));
     let nodes: Api<Node> = Api::all(client.clone());
     let cidr = eventually("node CIDR", || async {

@@ -23,7 +23,10 @@ async fn start() -> Result<
 > {
     let dir = tempfile::tempdir()?;
     let server = apiserver::testing::spawn(dir.path()).await?;
-    let config = kube::Config::new(server.url.parse()?);
+    let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
     let client = kube::Client::try_from(config)?;
     Ok((dir, server, client))
 }

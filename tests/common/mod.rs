@@ -123,6 +123,7 @@ impl Server {
         let url = format!("127.0.0.1:{}", self.port);
         poll("server to serve /readyz", Duration::from_secs(30), || {
             let ready = self.kubeconfig.exists()
+                && trust_kubeconfig(&url, &self.kubeconfig)
                 && raw_get(&url, "/readyz").is_some_and(|b| b.contains("ok"));
             ready.then_some(())
         });
@@ -156,7 +157,7 @@ impl Server {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
     }
 
     pub fn log(&self) -> String {
@@ -189,9 +190,170 @@ impl Drop for Server {
     }
 }
 
-/// A plain HTTP/1.1 GET over a TCP socket (no client library), for readiness.
-pub fn raw_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
+/// The TLS client configuration of each server this test process started,
+/// by `127.0.0.1:PORT`: trusting its cluster CA, as its admin.
+static ADMIN_TLS: std::sync::Mutex<Vec<(String, std::sync::Arc<rustls::RootCertStore>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Who a raw request's TLS connection presents itself as.
+pub enum As {
+    /// The admin client certificate of the server's kubeconfig.
+    Admin,
+    /// No client certificate.
+    Nobody,
+    /// This certificate and key (PEM).
+    Cert { cert_pem: String, key_pem: String },
+}
+
+fn client_config(
+    roots: std::sync::Arc<rustls::RootCertStore>,
+    cert: Option<(&[u8], &[u8])>,
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots);
+    let config = match cert {
+        Some((cert, key)) => {
+            let chain: Vec<_> = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<_, _>>()
+                .expect("client certificate");
+            let key = PrivateKeyDer::from_pem_slice(key).expect("client key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client certificate")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    std::sync::Arc::new(config)
+}
+
+/// The base64 value of `key:` in our own kubeconfig's layout.
+fn kubeconfig_field(text: &str, key: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let value = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(": "))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()
+}
+
+/// Remembers how to reach `addr` as the admin of `kubeconfig`; false while
+/// the file is not complete yet.
+pub fn trust_kubeconfig(addr: &str, kubeconfig: &Path) -> bool {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Ok(text) = std::fs::read_to_string(kubeconfig) else {
+        return false;
+    };
+    let (Some(ca), Some(_), Some(_)) = (
+        kubeconfig_field(&text, "certificate-authority-data"),
+        kubeconfig_field(&text, "client-certificate-data"),
+        kubeconfig_field(&text, "client-key-data"),
+    ) else {
+        return false;
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.expect("CA certificate")).expect("add CA");
+    }
+    let mut all = ADMIN_TLS.lock().expect("lock");
+    all.retain(|(a, _)| a != addr);
+    all.push((addr.to_string(), std::sync::Arc::new(roots)));
+    drop(all);
+    KUBECONFIGS
+        .lock()
+        .expect("lock")
+        .push((addr.to_string(), kubeconfig.to_path_buf()));
+    true
+}
+
+/// The kubeconfig of each server, by address (for the admin's certificate).
+static KUBECONFIGS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+fn tls_config(addr: &str, who: &As) -> std::io::Result<std::sync::Arc<rustls::ClientConfig>> {
+    let unknown = || std::io::Error::other(format!("no kubeconfig known for {addr}"));
+    let roots = ADMIN_TLS
+        .lock()
+        .expect("lock")
+        .iter()
+        .rev()
+        .find(|(a, _)| a == addr)
+        .map(|(_, c)| c.clone())
+        .ok_or_else(unknown)?;
+    Ok(match who {
+        As::Nobody => client_config(roots, None),
+        As::Cert { cert_pem, key_pem } => {
+            client_config(roots, Some((cert_pem.as_bytes(), key_pem.as_bytes())))
+        }
+        As::Admin => {
+            let path = KUBECONFIGS
+                .lock()
+                .expect("lock")
+                .iter()
+                .rev()
+                .find(|(a, _)| a == addr)
+                .map(|(_, p)| p.clone())
+                .ok_or_else(unknown)?;
+            let text = std::fs::read_to_string(path)?;
+            let cert = kubeconfig_field(&text, "client-certificate-data").ok_or_else(unknown)?;
+            let key = kubeconfig_field(&text, "client-key-data").ok_or_else(unknown)?;
+            client_config(roots, Some((&cert, &key)))
+        }
+    })
+}
+
+/// A TLS connection to the server at `addr` (one this process started), as its admin.
+pub fn tls_connect(
+    addr: &str,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    tls_connect_as(addr, &As::Admin)
+}
+
+/// A TLS connection to the server at `addr`, presenting `who`.
+pub fn tls_connect_as(
+    addr: &str,
+    who: &As,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    let config = tls_config(addr, who)?;
+    let tcp = std::net::TcpStream::connect(addr)?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .map_err(std::io::Error::other)?
+        .to_owned();
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// [`tls_connect`] for async clients (WebSocket).
+pub async fn tls_connect_async(
+    addr: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let config = tls_config(addr, &As::Admin)?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .map_err(std::io::Error::other)?
+        .to_owned();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// Reads until the server closes (a close without TLS close_notify still
+/// keeps what was read).
+fn read_all(s: &mut impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// A plain-HTTP/1.1 GET (etcd's client port in these tests has no TLS).
+pub fn plain_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::Write;
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -199,9 +361,22 @@ pub fn raw_get(addr: &str, path: &str) -> Option<String> {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+    let out = read_all(&mut s);
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A raw HTTP/1.1 GET over TLS (no client library), for readiness.
+pub fn raw_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = tls_connect(addr).ok()?;
+    s.sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let out = read_all(&mut s);
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 pub struct Kubectl {
@@ -368,9 +543,22 @@ pub fn raw_request_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> RawResponse {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
+    raw_request_as(addr, &As::Admin, method, path, headers, body)
+}
+
+/// [`raw_request_with`] over a connection presenting `who`.
+pub fn raw_request_as(
+    addr: &str,
+    who: &As,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    use std::io::Write;
+    let mut s = tls_connect_as(addr, who).expect("connect");
+    s.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let extra: String = headers
         .iter()
@@ -383,8 +571,8 @@ pub fn raw_request_with(
     s.write_all(head.as_bytes()).expect("write head");
     // The server may answer (e.g. 413) before reading the whole body.
     let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
+    let _ = s.flush();
+    let out = read_all(&mut s);
     let text = String::from_utf8_lossy(&out).into_owned();
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = headers
@@ -563,7 +751,7 @@ impl Etcd {
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
         poll("etcd to answer /health", Duration::from_secs(30), || {
-            raw_get(&addr, "/health")
+            plain_get(&addr, "/health")
                 .is_some_and(|b| {
                     b.contains("\"health\":\"true\"") || b.contains("\"health\": \"true\"")
                 })

@@ -9,6 +9,9 @@
 
 pub mod ca;
 pub mod jwt;
+pub mod rbac;
+pub mod tls;
+pub mod token_file;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,78 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who is making a request, as an authenticator found them (upstream's `user.Info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The group every authenticated user is in.
+pub const AUTHENTICATED: &str = "system:authenticated";
+/// The user and group of a request that carries no credentials.
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The group whose members may do anything (upstream's privileged group).
+pub const MASTERS: &str = "system:masters";
+
+impl UserInfo {
+    /// The anonymous user.
+    pub fn anonymous() -> UserInfo {
+        UserInfo {
+            name: ANONYMOUS_USER.into(),
+            groups: vec![UNAUTHENTICATED.into()],
+            ..UserInfo::default()
+        }
+    }
+
+    /// This user with `system:authenticated` among its groups (added once).
+    pub fn authenticated(mut self) -> UserInfo {
+        if !self.groups.iter().any(|g| g == AUTHENTICATED) {
+            self.groups.push(AUTHENTICATED.into());
+        }
+        self
+    }
+
+    /// A user as the API writes one: the user name under `name_key`
+    /// (`username` in a TokenReview's status, `user` in a SubjectAccessReview's
+    /// spec), then `uid`, `groups` and `extra`.
+    pub fn from_api(v: &serde_json::Value, name_key: &str) -> UserInfo {
+        let text = |key: &str| {
+            v.get(key)
+                .and_then(|s| s.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        UserInfo {
+            name: text(name_key),
+            uid: text("uid"),
+            groups: v.get("groups").map(strings).unwrap_or_default(),
+            extra: v
+                .get("extra")
+                .and_then(|e| e.as_object())
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
+}
 
 /// The API server's signing material.
 pub struct Keys {
@@ -83,7 +158,7 @@ fn read_if_exists(path: &Path) -> Result<Option<String>> {
 
 /// Writes `contents` readable by the owner only, atomically (a crash leaves
 /// either no file or the whole file).
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Io {

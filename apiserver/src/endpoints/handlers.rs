@@ -81,6 +81,12 @@ impl Call<'_> {
             field_manager: self.q("fieldManager").map(str::to_string),
             user_agent,
             apply: false,
+            grant_check: crate::registry::rbac_escalation::guard(
+                &self.app.policy,
+                self.user,
+                &self.info.group,
+                &self.info.plural,
+            ),
         })
     }
     /// A bad query parameter, reported as upstream validates the verb's
@@ -267,6 +273,7 @@ async fn review(call: Call<'_>) -> ApiResult<Response> {
         store: &call.app.store,
         tokens: &call.app.keys.service_account,
         user: call.user,
+        policy: &call.app.policy,
     };
     reviews::answer(&call.info, &mut obj, &cx).await?;
     render::object(

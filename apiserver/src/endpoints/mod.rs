@@ -3,6 +3,7 @@
 //! and looked up in the resource table, so resources added at runtime are served
 //! by the same handlers.
 
+mod chain;
 pub mod decode;
 pub mod discovery;
 pub mod filters;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -35,11 +36,36 @@ pub struct App {
     pub table: ResourceTable,
     /// Token signing key and cluster CA.
     pub keys: Arc<crate::auth::Keys>,
+    pub authn: filters::Authentication,
+    /// The RBAC objects, for the authorizer.
+    pub policy: Arc<crate::registry::rbac_policy::PolicyIndex>,
+    /// The audit policy and log, when auditing is on.
+    pub audit: Option<crate::audit::Auditor>,
+}
+
+#[cfg(test)]
+impl App {
+    /// An app whose every request without credentials is a `system:masters`
+    /// admin (tests of the HTTP layer, which have no TLS connection).
+    pub fn for_tests(store: Store, table: ResourceTable) -> App {
+        App {
+            store,
+            table,
+            keys: Arc::new(crate::auth::Keys::ephemeral().expect("keys")),
+            authn: filters::Authentication::everyone_is(crate::auth::UserInfo {
+                name: "admin".into(),
+                groups: vec![crate::auth::MASTERS.into()],
+                ..Default::default()
+            }),
+            policy: Default::default(),
+            audit: None,
+        }
+    }
 }
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .fallback(handle)
+        .fallback(chain::serve)
         .with_state(app)
         // Errors are encoded as the client's Accept asks (protobuf, YAML).
         .layer(axum::middleware::from_fn(render::negotiate_errors))
@@ -51,10 +77,27 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let query = parse_query(parts.uri.query());
+/// What the filter chain learnt about a request before its handler runs.
+pub(crate) struct Admitted {
+    /// Who the request acts as (after impersonation).
+    pub user: filters::UserInfo,
+    pub parsed: Option<request_info::RequestInfo>,
+    pub query: HashMap<String, String>,
+    pub path: String,
+}
+
+async fn handle(
+    app: Arc<App>,
+    mut parts: axum::http::request::Parts,
+    body: Body,
+    admitted: Admitted,
+) -> Response {
+    let Admitted {
+        user,
+        parsed,
+        query,
+        path,
+    } = admitted;
     let method = parts.method.clone();
     if let Some(resp) = discovery::health(&path, query.contains_key("verbose")) {
         return resp;
@@ -99,8 +142,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     {
         return r.unwrap_or_else(IntoResponse::into_response);
     }
-    let watch_param = query::flag(query.get("watch").map(String::as_str));
-    let Some(info) = request_info::parse(&method, &path, watch_param) else {
+    let Some(info) = parsed else {
         return ApiError::no_route().into_response();
     };
     let Some(resource) = app.table.get(&info.group, &info.version, &info.resource) else {
@@ -109,12 +151,6 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if info.namespace.is_some() && !resource.namespaced {
         return ApiError::no_route().into_response();
     }
-    let user = match filters::authenticate(&parts.headers)
-        .and_then(|user| filters::authorize(&user, &info).map(|()| user))
-    {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
-    };
     let span = tracing::debug_span!("request", verb = info.verb, resource = %resource.qualified(), namespace = ?info.namespace, name = ?info.name);
     if let Some(sub) = info
         .subresource
@@ -169,6 +205,7 @@ mod tests {
     use crate::registry::strategy::Generic;
     use crate::resources::{ResourceInfo, STANDARD_VERBS};
     use crate::storage::embedded::EmbeddedStore;
+    use axum::extract::Request;
     use tower::ServiceExt;
 
     /// A resource added to the table at runtime is served by the same handlers,
@@ -182,11 +219,7 @@ mod tests {
         crate::server::bootstrap(&store, &table, "127.0.0.1:6443".parse().expect("addr"))
             .await
             .expect("bootstrap");
-        let app = Arc::new(App {
-            store,
-            table: table.clone(),
-            keys: Arc::new(crate::auth::Keys::ephemeral().expect("keys")),
-        });
+        let app = Arc::new(App::for_tests(store, table.clone()));
         table.add(ResourceInfo {
             group: "example.com".into(),
             version: "v1".into(),

@@ -748,11 +748,7 @@ mod served {
                 .await
                 .unwrap();
             Served {
-                app: Arc::new(App {
-                    store,
-                    table,
-                    keys: Arc::new(crate::auth::Keys::ephemeral().expect("keys")),
-                }),
+                app: Arc::new(App::for_tests(store, table)),
                 _dir: dir,
             }
         }

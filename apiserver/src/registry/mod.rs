@@ -11,6 +11,8 @@ pub mod namespaces;
 pub mod pod_admission;
 pub mod pod_binding;
 pub mod quota;
+pub mod rbac_escalation;
+pub mod rbac_policy;
 pub mod reviews;
 pub mod service_account_token;
 pub mod service_ips;
@@ -31,6 +33,8 @@ pub struct WriteOptions {
     pub user_agent: Option<String>,
     /// The write is a server-side apply that computed `managedFields` itself.
     pub apply: bool,
+    /// RBAC escalation prevention for the writer of a role or binding.
+    pub grant_check: Option<rbac_escalation::GrantCheck>,
 }
 
 impl WriteOptions {

@@ -1,9 +1,9 @@
 //! The review resources of `authorization.k8s.io` and `authentication.k8s.io`:
 //! create-only, never stored; the API server answers a review by filling in
-//! its `status` (upstream's "virtual" resources). The cluster authorizes every
-//! request today (see `endpoints::filters`), so access reviews allow
-//! everything, as upstream's `AlwaysAllow` authorizer does. A TokenReview
-//! checks the service-account tokens this server issues (see
+//! its `status` (upstream's "virtual" resources). Access reviews ask the
+//! same authorizer as requests do (`system:masters`, then RBAC); a rules
+//! review lists the RBAC rules of the asker. A TokenReview checks the
+//! service-account tokens this server issues (see
 //! [`super::service_account_token`]).
 
 use serde_json::{Value, json};
@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::service_account_token;
 use super::store::Store;
 use crate::api_error::{ApiError, ApiResult, FieldError};
+use crate::auth::UserInfo;
 use crate::auth::jwt::SigningKey;
-use crate::endpoints::filters::UserInfo;
+use crate::auth::rbac::Action;
 use crate::resources::ResourceInfo;
 
 /// What answering a review may consult.
@@ -22,6 +23,8 @@ pub struct Context<'a> {
     pub tokens: &'a SigningKey,
     /// Who asks (a self review is about them).
     pub user: &'a UserInfo,
+    /// The RBAC objects.
+    pub policy: &'a super::rbac_policy::PolicyIndex,
 }
 
 /// Validates the review `obj` and fills in its status.
@@ -41,18 +44,88 @@ pub async fn answer(info: &ResourceInfo, obj: &mut Value, cx: &Context<'_>) -> A
         ));
     }
     obj["status"] = match plural {
-        "selfsubjectrulesreviews" => json!({
-            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-            "incomplete": false,
-        }),
-        "selfsubjectreviews" => json!({
-            "userInfo": {"username": cx.user.name, "groups": cx.user.groups},
-        }),
+        "selfsubjectrulesreviews" => rules_review(obj, cx),
+        "selfsubjectreviews" => {
+            let mut info = json!({"username": cx.user.name, "groups": cx.user.groups});
+            if !cx.user.uid.is_empty() {
+                info["uid"] = json!(cx.user.uid);
+            }
+            if !cx.user.extra.is_empty() {
+                info["extra"] = json!(cx.user.extra);
+            }
+            json!({ "userInfo": info })
+        }
         "tokenreviews" => token_review(obj, cx).await?,
-        _ => json!({"allowed": true}),
+        "selfsubjectaccessreviews" => access_review(cx.user, obj, cx),
+        _ => access_review(&subject_of(obj), obj, cx),
     };
     Ok(())
+}
+
+/// The user a (local) SubjectAccessReview asks about.
+fn subject_of(obj: &Value) -> UserInfo {
+    UserInfo::from_api(obj.get("spec").unwrap_or(&Value::Null), "user")
+}
+
+/// Whether `user` may do what the review's spec describes.
+fn access_review(user: &UserInfo, obj: &Value, cx: &Context<'_>) -> Value {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let text = |v: &Value, f: &str| v.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let action = match spec.get("resourceAttributes").filter(|v| !v.is_null()) {
+        Some(r) => Action::Resource {
+            verb: text(r, "verb"),
+            group: text(r, "group"),
+            resource: text(r, "resource"),
+            subresource: text(r, "subresource"),
+            namespace: text(r, "namespace"),
+            name: text(r, "name"),
+        },
+        None => {
+            let n = spec.get("nonResourceAttributes").unwrap_or(&Value::Null);
+            Action::NonResource {
+                verb: text(n, "verb"),
+                path: text(n, "path"),
+            }
+        }
+    };
+    let allowed =
+        user.in_group(crate::auth::MASTERS) || cx.policy.with(|p| p.allows(user, &action));
+    json!({"allowed": allowed})
+}
+
+/// The RBAC rules the asker holds in `spec.namespace`.
+fn rules_review(obj: &Value, cx: &Context<'_>) -> Value {
+    let ns = obj
+        .pointer("/spec/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (resource_rules, non_resource_rules): (Vec<Value>, Vec<Value>) = cx.policy.with(|p| {
+        let rules = p.rules_for(cx.user, ns);
+        let resource = rules
+            .iter()
+            .filter(|r| r.non_resource_urls.is_empty())
+            .map(|r| json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources, "resourceNames": r.resource_names}))
+            .collect();
+        let non_resource = rules
+            .iter()
+            .filter(|r| !r.non_resource_urls.is_empty())
+            .map(|r| json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}))
+            .collect();
+        (resource, non_resource)
+    });
+    let strip_empty = |mut rules: Vec<Value>| {
+        for r in &mut rules {
+            if let Some(m) = r.as_object_mut() {
+                m.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
+            }
+        }
+        rules
+    };
+    json!({
+        "resourceRules": strip_empty(resource_rules),
+        "nonResourceRules": strip_empty(non_resource_rules),
+        "incomplete": false,
+    })
 }
 
 /// A TokenReview's status, as upstream's `tokenreview` storage answers.

@@ -240,6 +240,19 @@ pub async fn review(
     }
 }
 
+/// The user a bearer `token` of this issuer authenticates as, for the API
+/// server's own audience; `Ok(None)` when it is not one of its tokens.
+pub async fn authenticate_request(
+    store: &Store,
+    key: &jwt::SigningKey,
+    token: &str,
+) -> Result<Option<crate::auth::UserInfo>, String> {
+    let Some((user, _)) = authenticate(store, key, token, &[]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(crate::auth::UserInfo::from_api(&user, "username")))
+}
+
 /// `Ok(None)`: not a token of this issuer (another authenticator's, which
 /// upstream reports as unauthenticated without an error).
 async fn authenticate(

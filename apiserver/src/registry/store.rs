@@ -162,6 +162,9 @@ impl Store {
         }
         let name = meta::name(&obj).to_string();
         self.validate(info, &obj, None)?;
+        if let Some(check) = &opts.grant_check {
+            check.check(&obj)?;
+        }
         if !opts.apply {
             managed::track_update(
                 info,
@@ -298,6 +301,9 @@ impl Store {
             // the update rules (immutable fields) do not apply to it.
             let checked_against = (target != UpdateTarget::Server).then_some((target, &old));
             self.validate(info, &new, checked_against)?;
+            if let Some(check) = &opts.grant_check {
+                check.check(&new)?;
+            }
             if new.pointer("/metadata/managedFields").is_none()
                 && let Some(mf) = old.pointer("/metadata/managedFields")
             {
@@ -308,7 +314,7 @@ impl Store {
                 managed::track_update(info, scope, &opts.manager(), Some(&old), &mut new)?;
             }
             meta::set_resource_version(&mut new, current.mod_revision);
-            if new == old {
+            if new == old && !self.storage.is_stale(&current) {
                 return Ok((old, false));
             }
             // A deleting object whose last finalizer is gone is removed by this write.

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod encryption;
 pub mod etcd;
 pub mod testing;
 
@@ -149,6 +150,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Forget history at and below `revision`.
     fn compact(&self, revision: Revision) -> BoxFuture<'_, Result<()>>;
+
+    /// Whether the value last read as `kv` should be written again even if
+    /// the object did not change (it is encrypted with an old key, say).
+    fn is_stale(&self, _kv: &KeyValue) -> bool {
+        false
+    }
 }
 
 pub type SharedStorage = Arc<dyn Storage>;

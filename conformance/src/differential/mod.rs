@@ -185,6 +185,8 @@ pub fn run(script_path: &Path, allow_path: &Path) -> Result<Report> {
             kubeconfig: ours_dir.path().join("admin.kubeconfig"),
             compaction_interval: None,
             etcd: None,
+            auth: Default::default(),
+            encryption_config: None,
         })
         .await?;
         let kubeconfig = running.kubeconfig.clone();

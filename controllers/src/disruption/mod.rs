@@ -6,7 +6,7 @@
 
 mod budget;
 mod scale;
-mod selector;
+pub(crate) mod selector;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -41,7 +41,11 @@ impl Cluster {
     pub async fn start() -> TestResult<Cluster> {
         let dir = tempfile::tempdir()?;
         let server = apiserver::testing::spawn(dir.path()).await?;
-        let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
+        let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?;
+        let client = kube::Client::try_from(config)?;
         Ok(Cluster {
             client,
             _server: server,

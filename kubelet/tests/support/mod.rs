@@ -101,7 +101,7 @@ impl Env {
         ensure_containerd().await?;
         let dir = tempfile::tempdir()?;
         let server = apiserver::testing::spawn(dir.path()).await?;
-        let client = kube::Client::try_from(kube::Config::new(server.url.parse()?))?;
+        let client = admin_client(&server.kubeconfig).await?;
         // Pods get the `default` account's token volume (ServiceAccount
         // admission); its controller creates the account and the CA bundle.
         let accounts = tokio::spawn(controllers::serviceaccount::run(client.clone()));
@@ -326,9 +326,9 @@ pub async fn http_get(port: i32, path: &str) -> TestResult<String> {
 }
 
 impl Env {
-    /// The API server's URL, for clients such as kubectl.
-    pub fn api_url(&self) -> String {
-        self._server.url.clone()
+    /// The admin kubeconfig, for clients such as kubectl.
+    pub fn kubeconfig(&self) -> &Path {
+        &self._server.kubeconfig
     }
 }
 
@@ -381,9 +381,9 @@ pub mod kubectl {
     }
 
     impl Kubectl {
-        /// Both kubectls, sharing a kubeconfig written into `dir`.
-        pub fn both(dir: &Path, server: &str) -> TestResult<Vec<Self>> {
-            let kubeconfig = write_kubeconfig(dir, server)?;
+        /// Both kubectls, with the test server's admin kubeconfig.
+        pub fn both(kubeconfig: &Path) -> TestResult<Vec<Self>> {
+            let kubeconfig = kubeconfig.to_path_buf();
             Ok([PathBuf::from(KUBECTL_132), kubectl_134()]
                 .into_iter()
                 .map(|bin| Self {
@@ -425,17 +425,13 @@ pub mod kubectl {
             Ok(r.stdout)
         }
     }
+}
 
-    pub fn write_kubeconfig(dir: &Path, server: &str) -> TestResult<PathBuf> {
-        let path = dir.join("kubeconfig");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
-                 users:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n    namespace: default\n\
-                 current-context: x\n"
-            ),
-        )?;
-        Ok(path)
-    }
+/// A client of the test API server as its admin.
+pub async fn admin_client(kubeconfig: &Path) -> TestResult<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
 }

@@ -121,6 +121,10 @@ impl Storage for CachedStorage {
         self.inner.create(key, value)
     }
 
+    fn is_stale(&self, kv: &KeyValue) -> bool {
+        self.inner.is_stale(kv)
+    }
+
     fn update<'a>(
         &'a self,
         key: &'a str,
