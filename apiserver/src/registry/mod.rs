@@ -10,6 +10,7 @@ pub mod meta;
 pub mod namespaces;
 pub mod pod_admission;
 pub mod pod_binding;
+pub mod pod_security;
 pub mod quota;
 pub mod rbac_escalation;
 pub mod rbac_policy;

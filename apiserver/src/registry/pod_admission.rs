@@ -3,8 +3,8 @@
 //! `Priority`, `DefaultTolerationSeconds`, `RuntimeClass` (the class must
 //! exist; its overhead and scheduling constraints are copied into the pod)
 //! and `LimitRanger` (a namespace's `Container` LimitRanges default requests
-//! and limits and bound them). Runs as the Pod strategy's `admit`, after
-//! validation, dry runs included.
+//! and limits and bound them), then `PodSecurity` (see [`super::pod_security`]).
+//! Runs as the Pod strategy's `admit`, after validation, dry runs included.
 
 use std::cmp::Ordering;
 
@@ -22,7 +22,9 @@ pub async fn admit(store: &Store, pod: &mut Value) -> ApiResult<()> {
     priority(store, pod).await?;
     default_toleration_seconds(pod);
     runtime_class(store, pod).await?;
-    limit_ranger(store, pod).await
+    limit_ranger(store, pod).await?;
+    // Validating: it judges the pod as the mutating plugins left it.
+    super::pod_security::admit(store, pod).await
 }
 
 /// Priority admission: `spec.priority` and `spec.preemptionPolicy` come from
