@@ -260,6 +260,13 @@ struct ServerArgs {
     /// Size in MiB at which the audit log is rotated (0: never).
     #[arg(long, default_value_t = 0)]
     audit_log_maxsize: u64,
+    /// Read-only requests in flight beyond which 429 is answered (0: no
+    /// limit; system:masters and long-running requests are not counted).
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// The same for mutating requests.
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
 }
 
 /// The node name a kubelet takes without --node-name: the host name,
@@ -431,6 +438,8 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> anyhow::Result<()> {
             tls_sans: args.tls_san.clone(),
             token_auth_file: args.token_auth_file.clone(),
             anonymous: args.anonymous_auth,
+            max_requests_inflight: args.max_requests_inflight,
+            max_mutating_requests_inflight: args.max_mutating_requests_inflight,
             audit: args.audit_policy_file.clone().map(|policy| {
                 let log = apiserver::audit::LogConfig {
                     path: args

@@ -130,6 +130,16 @@ fn details(info: &ResourceInfo, name: &str) -> Value {
 }
 
 impl ApiError {
+    /// 429 from flow control: come back in `seconds` (also as `Retry-After`).
+    pub fn too_many_requests(seconds: i64) -> Self {
+        ApiError::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        )
+        .with_details(json!({"retryAfterSeconds": seconds}))
+    }
+
     /// 401: the credentials are missing or not valid (upstream says no more).
     pub fn unauthorized() -> Self {
         ApiError::new(401, "Unauthorized", "Unauthorized")

@@ -50,6 +50,10 @@ pub struct AuthConfig {
     pub token_auth_file: Option<PathBuf>,
     /// Whether requests without credentials are served as `system:anonymous`.
     pub anonymous: bool,
+    /// Read-only and mutating requests in flight beyond which 429 is answered
+    /// (0: no limit; `system:masters` and long-running requests are not counted).
+    pub max_requests_inflight: usize,
+    pub max_mutating_requests_inflight: usize,
 }
 
 impl Default for AuthConfig {
@@ -62,6 +66,8 @@ impl Default for AuthConfig {
             tls_sans: Vec::new(),
             token_auth_file: None,
             anonymous: true,
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
         }
     }
 }
@@ -246,6 +252,10 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
         authn,
         policy,
         audit,
+        inflight: crate::endpoints::inflight::InflightLimits::new(
+            config.auth.max_requests_inflight,
+            config.auth.max_mutating_requests_inflight,
+        ),
     });
     Ok(Running {
         addr,

@@ -498,6 +498,23 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// Reads a whole HTTP/1.1 response (the server closes the connection).
+    pub fn read(s: &mut impl std::io::Read) -> RawResponse {
+        let out = read_all(s);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = headers
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        RawResponse {
+            status,
+            headers: headers.to_string(),
+            body: body.to_string(),
+        }
+    }
+
     /// The value of a response header (first occurrence, case-insensitive name).
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.lines().find_map(|l| {
@@ -572,19 +589,7 @@ pub fn raw_request_as(
     // The server may answer (e.g. 413) before reading the whole body.
     let _ = s.write_all(body);
     let _ = s.flush();
-    let out = read_all(&mut s);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    RawResponse {
-        status,
-        headers: headers.to_string(),
-        body: body.to_string(),
-    }
+    RawResponse::read(&mut s)
 }
 
 /// Newline-delimited JSON frames of a streaming response (a watch).

@@ -50,6 +50,15 @@ pub(super) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
     let watch_param = query::flag(query.get("watch").map(String::as_str));
     let parsed = request_info::parse(&method, &path, watch_param);
     let action = filters::action(&method, &path, parsed.as_ref());
+    // Flow control comes before authorization, as upstream orders its filters;
+    // the slot is held until the response is ready.
+    let mut _slot = None;
+    if refusal.is_none() {
+        match app.inflight.admit(&user, &action) {
+            Ok(slot) => _slot = slot,
+            Err(e) => refusal = Some(e),
+        }
+    }
     if refusal.is_none()
         && let Err(e) = filters::authorize(&app, &user, &action)
     {

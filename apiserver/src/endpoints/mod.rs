@@ -8,6 +8,7 @@ pub mod decode;
 pub mod discovery;
 pub mod filters;
 pub mod handlers;
+pub mod inflight;
 pub mod negotiate;
 pub mod openapi;
 pub mod query;
@@ -41,6 +42,8 @@ pub struct App {
     pub policy: Arc<crate::registry::rbac_policy::PolicyIndex>,
     /// The audit policy and log, when auditing is on.
     pub audit: Option<crate::audit::Auditor>,
+    /// Slots for requests in flight.
+    pub inflight: inflight::InflightLimits,
 }
 
 #[cfg(test)]
@@ -59,6 +62,7 @@ impl App {
             }),
             policy: Default::default(),
             audit: None,
+            inflight: Default::default(),
         }
     }
 }
