@@ -567,3 +567,65 @@ fn roles_and_bindings_grant_only_what_the_writer_holds() {
         (jane.run(&bind_jane_to_root).status == 0).then_some(())
     });
 }
+
+/// Browsers cannot set headers on a WebSocket: the bearer token travels as the
+/// `base64url.bearer.authorization.k8s.io.<token>` subprotocol, as upstream reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_watches_authenticate_with_the_bearer_subprotocol() {
+    use base64::Engine;
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (server, _files) = server_with_tokens(&["--anonymous-auth=false"]);
+    let url = format!(
+        "ws://127.0.0.1:{}/api/v1/namespaces/default/configmaps?watch=true",
+        server.port
+    );
+    let connect = |token: &str| {
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+        let mut req = url.clone().into_client_request().expect("request");
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            format!("base64.binary.k8s.io, base64url.bearer.authorization.k8s.io.{encoded}")
+                .parse()
+                .expect("header"),
+        );
+        let addr = server.addr();
+        async move {
+            let tls = common::tls_connect_async_as(&addr, &As::Nobody)
+                .await
+                .expect("TLS");
+            tokio_tungstenite::client_async(req, tls).await
+        }
+    };
+    let refused = connect("not-a-known-token").await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401)
+        }
+        other => panic!("an unknown token must get 401, got {other:?}"),
+    }
+    // root (system:masters) watches; the ConfigMap it creates arrives.
+    let (mut ws, _) = connect(ROOT_TOKEN).await.expect("root's watch");
+    server.send_json(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &json!({"metadata": {"name": "over-websocket"}}),
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            // base64.binary.k8s.io: each frame is a base64 text of the event.
+            let event = msg
+                .to_text()
+                .ok()
+                .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+                .unwrap_or_default();
+            if String::from_utf8_lossy(&event).contains("over-websocket") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("an event in time");
+    assert!(seen);
+}

@@ -333,7 +333,15 @@ pub fn tls_connect_as(
 pub async fn tls_connect_async(
     addr: &str,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let config = tls_config(addr, &As::Admin)?;
+    tls_connect_async_as(addr, &As::Admin).await
+}
+
+/// [`tls_connect_async`] presenting `who`.
+pub async fn tls_connect_async_as(
+    addr: &str,
+    who: &As,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let config = tls_config(addr, who)?;
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
         .map_err(std::io::Error::other)?
