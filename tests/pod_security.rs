@@ -1,7 +1,8 @@
 //! PodSecurity admission with stock kubectl (1.32 and 1.34): a namespace
 //! labelled `pod-security.kubernetes.io/enforce=restricted` refuses a
 //! privileged pod with upstream's message and admits a compliant one;
-//! `baseline` refuses host namespaces; unlabelled namespaces admit anything.
+//! `baseline` refuses host namespaces; unlabelled namespaces admit anything;
+//! `warn=baseline` admits with upstream's warning.
 
 mod common;
 
@@ -70,5 +71,24 @@ fn namespaces_enforce_their_pod_security_level() {
 
         k.ok_stdin(&["create", "-n", &open, "-f", "-"], PRIVILEGED);
         k.ok_stdin(&["create", "-n", &open, "-f", "-"], HOST_NETWORK);
+
+        // `warn`: the pod is created, and the client is told what it breaks.
+        let warned = format!("warned-{i}");
+        k.ok(&["create", "namespace", &warned]);
+        k.ok(&[
+            "label",
+            "namespace",
+            &warned,
+            "pod-security.kubernetes.io/warn=baseline",
+        ]);
+        let r = k.run_stdin(&["create", "-n", &warned, "-f", "-"], HOST_NETWORK);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(
+                r#"Warning: would violate PodSecurity "baseline:latest": host namespaces (hostNetwork=true)"#
+            ),
+            "{}",
+            r.stderr
+        );
     }
 }

@@ -81,6 +81,7 @@ impl Call<'_> {
             field_manager: self.q("fieldManager").map(str::to_string),
             user_agent,
             apply: false,
+            warnings: Default::default(),
             grant_check: crate::registry::rbac_escalation::guard(
                 &self.app.policy,
                 self.user,
@@ -249,13 +250,15 @@ async fn create(call: Call<'_>) -> ApiResult<Response> {
         .store
         .create(&call.info, call.ns(), obj, &opts)
         .await?;
+    let mut warnings = decoded.warnings;
+    warnings.extend(opts.warnings.take());
     render::object(
         &call.info,
         output,
         call.include(),
         StatusCode::CREATED,
         &created,
-        &decoded.warnings,
+        &warnings,
     )
 }
 

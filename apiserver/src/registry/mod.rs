@@ -36,6 +36,23 @@ pub struct WriteOptions {
     pub apply: bool,
     /// RBAC escalation prevention for the writer of a role or binding.
     pub grant_check: Option<rbac_escalation::GrantCheck>,
+    /// Warnings admission adds for the client (`Warning:` headers).
+    pub warnings: Warnings,
+}
+
+/// Warnings collected while a write is admitted.
+#[derive(Clone, Debug, Default)]
+pub struct Warnings(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+
+impl Warnings {
+    pub fn push(&self, warning: String) {
+        self.0.lock().push(warning);
+    }
+
+    /// The warnings so far, leaving none.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock())
+    }
 }
 
 impl WriteOptions {

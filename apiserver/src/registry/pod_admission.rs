@@ -17,14 +17,14 @@ use crate::registry::meta;
 use crate::registry::store::Store;
 
 /// Runs the plugins on `pod`, in upstream's order.
-pub async fn admit(store: &Store, pod: &mut Value) -> ApiResult<()> {
+pub async fn admit(store: &Store, pod: &mut Value, warnings: &super::Warnings) -> ApiResult<()> {
     service_account(store, pod).await?;
     priority(store, pod).await?;
     default_toleration_seconds(pod);
     runtime_class(store, pod).await?;
     limit_ranger(store, pod).await?;
     // Validating: it judges the pod as the mutating plugins left it.
-    super::pod_security::admit(store, pod).await
+    super::pod_security::admit(store, pod, warnings).await
 }
 
 /// Priority admission: `spec.priority` and `spec.preemptionPolicy` come from

@@ -5,8 +5,9 @@
 //! (<detail>), ...`, the failed checks in upstream's order. Namespaces
 //! without the label are `privileged` (upstream's default configuration).
 //!
-//! Not yet: the `warn` and `audit` modes, exemptions, checks of pod updates
-//! and of workload templates.
+//! `pod-security.kubernetes.io/warn` adds upstream's `would violate ...`
+//! warning instead. Not yet: the `audit` mode, exemptions, checks of pod
+//! updates and of workload templates.
 
 use serde_json::Value;
 
@@ -16,6 +17,8 @@ use crate::registry::store::Store;
 
 const ENFORCE: &str = "pod-security.kubernetes.io/enforce";
 const ENFORCE_VERSION: &str = "pod-security.kubernetes.io/enforce-version";
+const WARN: &str = "pod-security.kubernetes.io/warn";
+const WARN_VERSION: &str = "pod-security.kubernetes.io/warn-version";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -43,8 +46,9 @@ impl Level {
     }
 }
 
-/// Refuses `pod` if its namespace enforces a level the pod breaks.
-pub async fn admit(store: &Store, pod: &Value) -> ApiResult<()> {
+/// Refuses `pod` if its namespace enforces a level the pod breaks, and warns
+/// when it breaks the namespace's `warn` level.
+pub async fn admit(store: &Store, pod: &Value, warnings: &super::Warnings) -> ApiResult<()> {
     let Some(ns) = meta::str_at(pod, "/metadata/namespace").filter(|n| !n.is_empty()) else {
         return Ok(());
     };
@@ -62,29 +66,37 @@ pub async fn admit(store: &Store, pod: &Value) -> ApiResult<()> {
             .and_then(|l| l.get(key))
             .and_then(Value::as_str)
     };
-    let Some(level) = label(ENFORCE).and_then(Level::parse) else {
-        return Ok(());
-    };
-    let version = label(ENFORCE_VERSION).unwrap_or("latest");
-    let failures = check(level, pod);
-    if failures.is_empty() {
-        return Ok(());
-    }
-    let name = meta::name(pod);
-    let reasons: Vec<String> = failures
-        .iter()
-        .map(|(reason, detail)| format!("{reason} ({detail})"))
-        .collect();
-    Err(ApiError::new(
-        403,
-        "Forbidden",
-        format!(
-            "pods {name:?} is forbidden: violates PodSecurity \"{}:{version}\": {}",
+    // "restricted:latest": reason (detail), ... — or None when the pod complies.
+    let verdict = |level_key: &str, version_key: &str| -> Option<String> {
+        let level = label(level_key).and_then(Level::parse)?;
+        let version = label(version_key).unwrap_or("latest");
+        let failures = check(level, pod);
+        if failures.is_empty() {
+            return None;
+        }
+        let reasons: Vec<String> = failures
+            .iter()
+            .map(|(reason, detail)| format!("{reason} ({detail})"))
+            .collect();
+        Some(format!(
+            "PodSecurity \"{}:{version}\": {}",
             level.name(),
             reasons.join(", ")
-        ),
-    )
-    .with_details(serde_json::json!({"name": name, "kind": "pods"})))
+        ))
+    };
+    if let Some(violation) = verdict(ENFORCE, ENFORCE_VERSION) {
+        let name = meta::name(pod);
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!("pods {name:?} is forbidden: violates {violation}"),
+        )
+        .with_details(serde_json::json!({"name": name, "kind": "pods"})));
+    }
+    if let Some(violation) = verdict(WARN, WARN_VERSION) {
+        warnings.push(format!("would violate {violation}"));
+    }
+    Ok(())
 }
 
 /// A container and its security context.

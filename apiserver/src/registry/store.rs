@@ -175,7 +175,7 @@ impl Store {
             )?;
         }
         self.check_namespace(info, ns, &name).await?;
-        strategy.admit(self, &mut obj).await?;
+        strategy.admit(self, &mut obj, &opts.warnings).await?;
         super::quota::admit(self, info, &obj, opts.dry_run).await?;
         if opts.dry_run {
             return Ok(obj);

@@ -74,7 +74,12 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// Built-in admission of a new object that reads other objects (may change
     /// it, or refuse it); runs on dry runs too, and writes nothing.
-    fn admit<'a>(&'a self, _store: &'a Store, _obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
+    fn admit<'a>(
+        &'a self,
+        _store: &'a Store,
+        _obj: &'a mut Value,
+        _warnings: &'a super::Warnings,
+    ) -> BoxFuture<'a, ApiResult<()>> {
         futures::future::ready(Ok(())).boxed()
     }
 
@@ -232,8 +237,13 @@ impl Strategy for Pods {
             _ => self.validate_update(obj, old),
         }
     }
-    fn admit<'a>(&'a self, store: &'a Store, obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
-        pod_admission::admit(store, obj).boxed()
+    fn admit<'a>(
+        &'a self,
+        store: &'a Store,
+        obj: &'a mut Value,
+        warnings: &'a super::Warnings,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        pod_admission::admit(store, obj, warnings).boxed()
     }
     fn tracks_generation(&self) -> bool {
         true
