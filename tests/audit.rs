@@ -62,20 +62,7 @@ fn requests_are_audited_with_user_verb_object_and_code() {
     assert_ne!(missing.status, 0);
     let impersonated = admin.run(&["get", "pods", "-n", "kube-system", "--as=jane"]);
     assert_ne!(impersonated.status, 0);
-    let jane_config = files.path().join("jane.kubeconfig");
-    let admin_config = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
-    let ca = admin_config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .expect("CA");
-    std::fs::write(
-        &jane_config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: jane-token-0123456789\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
-            server.base_url()
-        ),
-    )
-    .expect("jane's kubeconfig");
+    let jane_config = server.token_kubeconfig(files.path(), "jane-token-0123456789");
     let jane = Kubectl {
         bin: kubectl_134(),
         kubeconfig: jane_config,

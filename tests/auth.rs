@@ -33,27 +33,6 @@ fn server_with_tokens(extra: &[&str]) -> (Server, tempfile::TempDir) {
     (Server::start_with(&args), files)
 }
 
-/// A kubeconfig for the server that authenticates with `token` only.
-fn token_kubeconfig(server: &Server, dir: &Path, token: &str) -> PathBuf {
-    let admin = std::fs::read_to_string(&server.kubeconfig).expect("admin kubeconfig");
-    let ca = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .expect("CA data")
-        .to_string();
-    let tail: String = token.chars().rev().take(12).collect();
-    let path = dir.join(format!("token-{}-{tail}.kubeconfig", token.len()));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
-            server.base_url()
-        ),
-    )
-    .expect("kubeconfig");
-    path
-}
-
 fn kubectls(kubeconfig: &Path) -> Vec<Kubectl> {
     [PathBuf::from(KUBECTL_132), kubectl_134()]
         .into_iter()
@@ -108,7 +87,7 @@ fn rbac_refusals_can_i_whoami_and_impersonation_with_kubectl() {
     let admin = server.kubectl(&kubectl_134());
     bind_jane_to_view(&admin);
     admin.ok(&["create", "configmap", "settings", "-n", "dev"]);
-    let jane_config = token_kubeconfig(&server, files.path(), JANE_TOKEN);
+    let jane_config = server.token_kubeconfig(files.path(), JANE_TOKEN);
     for jane in kubectls(&jane_config) {
         let listed = jane.ok(&["get", "configmaps", "-n", "dev", "-o", "name"]);
         assert!(listed.contains("configmap/settings"), "{listed}");
@@ -252,7 +231,7 @@ fn a_service_account_token_authenticates_until_its_pod_is_gone() {
         "--bound-object-name=holder",
     ]);
     let token = token.trim();
-    let config = token_kubeconfig(&server, files.path(), token);
+    let config = server.token_kubeconfig(files.path(), token);
     for robot in kubectls(&config) {
         let whoami: Value =
             serde_json::from_str(&robot.ok(&["auth", "whoami", "-o", "json"])).expect("json");
@@ -462,7 +441,7 @@ fn roles_and_bindings_grant_only_what_the_writer_holds() {
         "dev",
     ]);
     wait_for_aggregation(&admin, "admin", "rolebindings");
-    let config = token_kubeconfig(&server, files.path(), JANE_TOKEN);
+    let config = server.token_kubeconfig(files.path(), JANE_TOKEN);
     let jane = &kubectls(&config)[1];
     jane.ok(&[
         "create",

@@ -156,6 +156,28 @@ impl Server {
         raw_request(&self.addr(), method, path, "application/json", &bytes)
     }
 
+    /// A kubeconfig (written into `dir`) that trusts this server's CA and
+    /// authenticates with the bearer `token` alone.
+    pub fn token_kubeconfig(&self, dir: &Path, token: &str) -> PathBuf {
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("admin kubeconfig");
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .expect("CA data")
+            .to_string();
+        let tail: String = token.chars().rev().take(12).collect();
+        let path = dir.join(format!("token-{}-{tail}.kubeconfig", token.len()));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
+                self.base_url()
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
     pub fn base_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
@@ -192,8 +214,15 @@ impl Drop for Server {
 
 /// The TLS client configuration of each server this test process started,
 /// by `127.0.0.1:PORT`: trusting its cluster CA, as its admin.
-static ADMIN_TLS: std::sync::Mutex<Vec<(String, std::sync::Arc<rustls::RootCertStore>)>> =
-    std::sync::Mutex::new(Vec::new());
+static ADMIN_TLS: std::sync::Mutex<Vec<(String, KnownServer)>> = std::sync::Mutex::new(Vec::new());
+
+/// How to reach one server: its CA, and its admin's TLS configuration (built
+/// once, reused by every raw request).
+#[derive(Clone)]
+struct KnownServer {
+    roots: std::sync::Arc<rustls::RootCertStore>,
+    admin: std::sync::Arc<rustls::ClientConfig>,
+}
 
 /// Who a raw request's TLS connection presents itself as.
 pub enum As {
@@ -251,7 +280,7 @@ pub fn trust_kubeconfig(addr: &str, kubeconfig: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(kubeconfig) else {
         return false;
     };
-    let (Some(ca), Some(_), Some(_)) = (
+    let (Some(ca), Some(cert), Some(key)) = (
         kubeconfig_field(&text, "certificate-authority-data"),
         kubeconfig_field(&text, "client-certificate-data"),
         kubeconfig_field(&text, "client-key-data"),
@@ -262,48 +291,30 @@ pub fn trust_kubeconfig(addr: &str, kubeconfig: &Path) -> bool {
     for c in CertificateDer::pem_slice_iter(&ca) {
         roots.add(c.expect("CA certificate")).expect("add CA");
     }
+    let roots = std::sync::Arc::new(roots);
+    let known = KnownServer {
+        admin: client_config(roots.clone(), Some((&cert, &key))),
+        roots,
+    };
     let mut all = ADMIN_TLS.lock().expect("lock");
     all.retain(|(a, _)| a != addr);
-    all.push((addr.to_string(), std::sync::Arc::new(roots)));
-    drop(all);
-    KUBECONFIGS
-        .lock()
-        .expect("lock")
-        .push((addr.to_string(), kubeconfig.to_path_buf()));
+    all.push((addr.to_string(), known));
     true
 }
 
-/// The kubeconfig of each server, by address (for the admin's certificate).
-static KUBECONFIGS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
-
 fn tls_config(addr: &str, who: &As) -> std::io::Result<std::sync::Arc<rustls::ClientConfig>> {
-    let unknown = || std::io::Error::other(format!("no kubeconfig known for {addr}"));
-    let roots = ADMIN_TLS
+    let known = ADMIN_TLS
         .lock()
         .expect("lock")
         .iter()
-        .rev()
         .find(|(a, _)| a == addr)
-        .map(|(_, c)| c.clone())
-        .ok_or_else(unknown)?;
+        .map(|(_, k)| k.clone())
+        .ok_or_else(|| std::io::Error::other(format!("no kubeconfig known for {addr}")))?;
     Ok(match who {
-        As::Nobody => client_config(roots, None),
+        As::Admin => known.admin,
+        As::Nobody => client_config(known.roots, None),
         As::Cert { cert_pem, key_pem } => {
-            client_config(roots, Some((cert_pem.as_bytes(), key_pem.as_bytes())))
-        }
-        As::Admin => {
-            let path = KUBECONFIGS
-                .lock()
-                .expect("lock")
-                .iter()
-                .rev()
-                .find(|(a, _)| a == addr)
-                .map(|(_, p)| p.clone())
-                .ok_or_else(unknown)?;
-            let text = std::fs::read_to_string(path)?;
-            let cert = kubeconfig_field(&text, "client-certificate-data").ok_or_else(unknown)?;
-            let key = kubeconfig_field(&text, "client-key-data").ok_or_else(unknown)?;
-            client_config(roots, Some((&cert, &key)))
+            client_config(known.roots, Some((cert_pem.as_bytes(), key_pem.as_bytes())))
         }
     })
 }

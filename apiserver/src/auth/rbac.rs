@@ -132,18 +132,19 @@ impl Rule {
         }
     }
 
+    /// `pods` names pods, `pods/log` their logs, `*/scale` every scale
+    /// subresource and `*` everything; upstream's RBAC knows no `pods/*`.
     fn covers_resource(&self, resource: &str, subresource: &str) -> bool {
-        let combined = if subresource.is_empty() {
-            resource.to_string()
-        } else {
-            format!("{resource}/{subresource}")
-        };
         self.resources.iter().any(|r| {
             r == "*"
-                || *r == combined
-                || (!subresource.is_empty()
-                    && (r.strip_prefix("*/") == Some(subresource)
-                        || r.strip_suffix("/*") == Some(resource)))
+                || match r.split_once('/') {
+                    None => subresource.is_empty() && r == resource,
+                    Some((res, sub)) => {
+                        !subresource.is_empty()
+                            && sub == subresource
+                            && (res == resource || res == "*")
+                    }
+                }
         })
     }
 }
@@ -217,40 +218,44 @@ impl Policy {
     /// The rules `user` holds in `namespace` ("" for cluster-wide rules only),
     /// each with the binding that grants it.
     pub fn rules_for<'a>(&'a self, user: &UserInfo, namespace: &str) -> Vec<&'a Rule> {
-        let mut rules = Vec::new();
-        for binding in self.cluster_role_bindings.values() {
-            if binding.role_ref.kind == "ClusterRole"
-                && binding.subjects.iter().any(|s| s.matches(user, ""))
-                && let Some(r) = self.cluster_roles.get(&binding.role_ref.name)
-            {
-                rules.extend(r.iter());
-            }
-        }
-        if namespace.is_empty() {
-            return rules;
-        }
-        for binding in self.role_bindings.get(namespace).into_iter().flatten() {
-            let binding = binding.1;
-            if !binding.subjects.iter().any(|s| s.matches(user, namespace)) {
-                continue;
-            }
-            let role = match binding.role_ref.kind.as_str() {
-                "ClusterRole" => self.cluster_roles.get(&binding.role_ref.name),
+        self.bound_rules(user, namespace).collect()
+    }
+
+    /// The rules of [`Policy::rules_for`], found as they are read (an
+    /// authorization stops at the first rule that allows).
+    fn bound_rules<'p: 'q, 'q>(
+        &'p self,
+        user: &'q UserInfo,
+        namespace: &'q str,
+    ) -> impl Iterator<Item = &'p Rule> + 'q {
+        let cluster = self
+            .cluster_role_bindings
+            .values()
+            .filter(move |b| {
+                b.role_ref.kind == "ClusterRole" && b.subjects.iter().any(|s| s.matches(user, ""))
+            })
+            .filter_map(move |b| self.cluster_roles.get(&b.role_ref.name));
+        let local = self
+            .role_bindings
+            .get(namespace)
+            .filter(|_| !namespace.is_empty())
+            .into_iter()
+            .flat_map(|bindings| bindings.values())
+            .filter(move |b| b.subjects.iter().any(|s| s.matches(user, namespace)))
+            .filter_map(move |b| match b.role_ref.kind.as_str() {
+                "ClusterRole" => self.cluster_roles.get(&b.role_ref.name),
                 "Role" => self
                     .roles
                     .get(namespace)
-                    .and_then(|r| r.get(&binding.role_ref.name)),
+                    .and_then(|r| r.get(&b.role_ref.name)),
                 _ => None,
-            };
-            rules.extend(role.into_iter().flatten());
-        }
-        rules
+            });
+        cluster.chain(local).flatten()
     }
 
     /// Whether some rule `user` holds covers `action`.
     pub fn allows(&self, user: &UserInfo, action: &Action) -> bool {
-        self.rules_for(user, action.namespace())
-            .iter()
+        self.bound_rules(user, action.namespace())
             .any(|r| r.allows(action))
     }
 }
@@ -301,6 +306,12 @@ mod tests {
             rule(serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*/scale"]}));
         assert!(sub.allows(&resource("update", "deployments", "scale", "d", "x")));
         assert!(!sub.allows(&resource("update", "deployments", "", "d", "x")));
+        let not_wildcard =
+            rule(serde_json::json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods/*"]}));
+        assert!(
+            !not_wildcard.allows(&resource("get", "pods", "log", "d", "p")),
+            "upstream's RBAC has no resource/* wildcard"
+        );
         let urls =
             rule(serde_json::json!({"verbs": ["get"], "nonResourceURLs": ["/healthz", "/api/*"]}));
         let path = |p: &str| Action::NonResource {

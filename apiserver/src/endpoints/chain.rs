@@ -37,15 +37,17 @@ pub(super) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
                 filters::UserInfo::default()
             }
         };
-    let user = match &refusal {
-        Some(_) => authenticated.clone(),
-        None => match filters::impersonate(&app, authenticated.clone(), &parts.headers) {
-            Ok(user) => user,
-            Err(e) => {
-                refusal = Some(e);
-                authenticated.clone()
-            }
-        },
+    let impersonated = match &refusal {
+        Some(_) => None,
+        None => filters::impersonate(&app, &authenticated, &parts.headers).unwrap_or_else(|e| {
+            refusal = Some(e);
+            None
+        }),
+    };
+    // Who the request acts as, and who is behind it when that is someone else.
+    let (mut user, impersonator) = match impersonated {
+        Some(user) => (user, Some(authenticated)),
+        None => (authenticated, None),
     };
     let watch_param = query::flag(query.get("watch").map(String::as_str));
     let parsed = request_info::parse(&method, &path, watch_param);
@@ -98,29 +100,36 @@ pub(super) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
     } else {
         body
     };
-    let api_version = parsed
-        .as_ref()
-        .map(|p| p.version.clone())
-        .unwrap_or_default();
-    let request_uri = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let source_ip = parts
-        .extensions
-        .get::<RemoteAddr>()
-        .map(|a| a.0.ip().to_string());
+    // What an audit event needs of the request, which the handler consumes.
+    let facts = decision.as_ref().map(|_| RequestFacts {
+        api_version: parsed
+            .as_ref()
+            .map(|p| p.version.clone())
+            .unwrap_or_default(),
+        request_uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.clone(), |p| p.as_str().to_string()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        source_ip: parts
+            .extensions
+            .get::<RemoteAddr>()
+            .map(|a| a.0.ip().to_string()),
+    });
     let mut resp = match refusal {
         Some(e) => e.into_response(),
         None => {
             let admitted = Admitted {
-                user: user.clone(),
+                // The audit event still needs the user; otherwise it moves.
+                user: if decision.is_some() {
+                    user.clone()
+                } else {
+                    std::mem::take(&mut user)
+                },
                 parsed,
                 query,
                 path,
@@ -128,7 +137,7 @@ pub(super) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
             super::handle(app.clone(), parts, body, admitted).await
         }
     };
-    let (Some(auditor), Some(decision)) = (&app.audit, decision) else {
+    let (Some(auditor), Some(decision), Some(facts)) = (&app.audit, decision, facts) else {
         return resp;
     };
     let audit_id = uuid::Uuid::new_v4().to_string();
@@ -160,18 +169,17 @@ pub(super) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
             }
         }
     }
-    let impersonated = user != authenticated;
     auditor.record(
         &decision,
         &Record {
             audit_id: &audit_id,
             user: &user,
-            impersonator: impersonated.then_some(&authenticated),
+            impersonator: impersonator.as_ref(),
             action: &action,
-            api_version: &api_version,
-            request_uri: &request_uri,
-            source_ip,
-            user_agent: user_agent.as_deref(),
+            api_version: &facts.api_version,
+            request_uri: &facts.request_uri,
+            source_ip: facts.source_ip,
+            user_agent: facts.user_agent.as_deref(),
             code,
             received,
             request_object,
@@ -179,6 +187,14 @@ pub(super) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
         },
     );
     resp
+}
+
+/// The parts of a request an audit event records.
+struct RequestFacts {
+    api_version: String,
+    request_uri: String,
+    user_agent: Option<String>,
+    source_ip: Option<String>,
 }
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";

@@ -178,11 +178,11 @@ pub async fn authenticate(
     Ok(UserInfo::anonymous())
 }
 
-/// The user a request acts as: `user` itself, or the one its `Impersonate-*`
-/// headers name when `user` may impersonate each of their parts (the
-/// `impersonate` verb on users or serviceaccounts, groups, uids and
-/// userextras, as upstream checks it).
-pub fn impersonate(app: &App, user: UserInfo, headers: &HeaderMap) -> ApiResult<UserInfo> {
+/// The user a request's `Impersonate-*` headers name, when `user` may
+/// impersonate each of their parts (the `impersonate` verb on users or
+/// serviceaccounts, groups, uids and userextras, as upstream checks it);
+/// `None` when the request impersonates no one.
+pub fn impersonate(app: &App, user: &UserInfo, headers: &HeaderMap) -> ApiResult<Option<UserInfo>> {
     let all = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
@@ -209,7 +209,7 @@ pub fn impersonate(app: &App, user: UserInfo, headers: &HeaderMap) -> ApiResult<
                 "requested impersonation of groups, a uid or extras without impersonating a user",
             ));
         }
-        return Ok(user);
+        return Ok(None);
     };
     let check = |group: &str, resource: &str, namespace: &str, name: &str| {
         let action = Action::Resource {
@@ -220,7 +220,7 @@ pub fn impersonate(app: &App, user: UserInfo, headers: &HeaderMap) -> ApiResult<
             namespace: namespace.into(),
             name: name.into(),
         };
-        authorize(app, &user, &action)
+        authorize(app, user, &action)
     };
     let service_account = name
         .strip_prefix("system:serviceaccount:")
@@ -260,11 +260,11 @@ pub fn impersonate(app: &App, user: UserInfo, headers: &HeaderMap) -> ApiResult<
         groups,
         extra,
     };
-    Ok(if impersonated.name == crate::auth::ANONYMOUS_USER {
+    Ok(Some(if impersonated.name == crate::auth::ANONYMOUS_USER {
         impersonated
     } else {
         impersonated.authenticated()
-    })
+    }))
 }
 
 /// `%XX` escapes decoded (an extra's key travels percent-encoded in a header name).

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::rbac_policy::PolicyIndex;
@@ -135,7 +136,7 @@ fn check(policy: &Policy, user: &UserInfo, plural: &str, obj: &Value) -> ApiResu
 
 fn rules_of(obj: &Value) -> Vec<Rule> {
     obj.get("rules")
-        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .and_then(|r| Vec::<Rule>::deserialize(r).ok())
         .unwrap_or_default()
 }
 

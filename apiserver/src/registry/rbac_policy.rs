@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use parking_lot::RwLock;
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::auth::rbac::{Binding, Policy, Rule};
 use crate::resources::ResourceTable;
@@ -102,8 +102,8 @@ impl PolicyIndex {
             Kind::RoleBindings => policy.role_bindings.clear(),
         }
         for kv in &list.items {
-            if let Ok(obj) = serde_json::from_slice::<Value>(&kv.value) {
-                apply(&mut policy, kind, &obj, true);
+            if let Ok(obj) = serde_json::from_slice::<Stored>(&kv.value) {
+                apply(&mut policy, kind, obj, true);
             }
         }
         Ok(list.revision)
@@ -123,11 +123,11 @@ async fn follow(
             Ok(mut events) => {
                 while let Some(event) = events.next().await {
                     let Ok(event) = event else { break };
-                    if let Ok(obj) = serde_json::from_slice::<Value>(&event.kv.value) {
+                    if let Ok(obj) = serde_json::from_slice::<Stored>(&event.kv.value) {
                         apply(
                             &mut index.policy.write(),
                             kind,
-                            &obj,
+                            obj,
                             event.kind == EventKind::Put,
                         );
                     }
@@ -151,29 +151,42 @@ async fn follow(
     }
 }
 
-fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+/// What the authorizer reads of a stored role or binding, decoded straight
+/// from its stored JSON.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    #[serde(default)]
+    metadata: StoredMeta,
+    #[serde(default)]
+    rules: Vec<Rule>,
+    #[serde(flatten)]
+    binding: Binding,
+}
+
+#[derive(Default, Deserialize)]
+struct StoredMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
 }
 
 /// Puts (`present`) or removes one object in `policy`.
-fn apply(policy: &mut Policy, kind: Kind, obj: &Value, present: bool) {
-    let name = str_at(obj, "/metadata/name").to_string();
-    let ns = str_at(obj, "/metadata/namespace").to_string();
-    let rules = || -> Vec<Rule> {
-        obj.get("rules")
-            .and_then(|r| serde_json::from_value(r.clone()).ok())
-            .unwrap_or_default()
-    };
-    let binding = || -> Binding { serde_json::from_value(obj.clone()).unwrap_or_default() };
+fn apply(policy: &mut Policy, kind: Kind, obj: Stored, present: bool) {
+    let StoredMeta {
+        name,
+        namespace: ns,
+    } = obj.metadata;
     match (kind, present) {
         (Kind::ClusterRoles, true) => {
-            policy.cluster_roles.insert(name, rules());
+            policy.cluster_roles.insert(name, obj.rules);
         }
         (Kind::ClusterRoles, false) => {
             policy.cluster_roles.remove(&name);
         }
         (Kind::Roles, true) => {
-            policy.roles.entry(ns).or_default().insert(name, rules());
+            policy.roles.entry(ns).or_default().insert(name, obj.rules);
         }
         (Kind::Roles, false) => {
             if let Some(roles) = policy.roles.get_mut(&ns) {
@@ -181,7 +194,7 @@ fn apply(policy: &mut Policy, kind: Kind, obj: &Value, present: bool) {
             }
         }
         (Kind::ClusterRoleBindings, true) => {
-            policy.cluster_role_bindings.insert(name, binding());
+            policy.cluster_role_bindings.insert(name, obj.binding);
         }
         (Kind::ClusterRoleBindings, false) => {
             policy.cluster_role_bindings.remove(&name);
@@ -191,7 +204,7 @@ fn apply(policy: &mut Policy, kind: Kind, obj: &Value, present: bool) {
                 .role_bindings
                 .entry(ns)
                 .or_default()
-                .insert(name, binding());
+                .insert(name, obj.binding);
         }
         (Kind::RoleBindings, false) => {
             if let Some(bindings) = policy.role_bindings.get_mut(&ns) {
